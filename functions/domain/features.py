@@ -1,0 +1,311 @@
+"""Every model feature, defined once: the same code serves online (decide, from the stored
+profile) and offline (training, from a profile rebuilt by replaying history).
+
+A model artifact records FEATURE_VERSION and FEATURE_NAMES; the scorer refuses a model
+whose list differs. Change a feature -> bump FEATURE_VERSION.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from functions.domain.offers import OFFER_KINDS, Offer
+from functions.domain.profile import HALF_LIFE_DAYS, TIER_THRESHOLDS, TIERS, MemberProfile
+
+FEATURE_VERSION = "1"
+
+CHANNELS: tuple[str, ...] = ("email", "push", "sms")
+# Priors for engagement rates, shrunk toward with PRIOR_WEIGHT pseudo-sends.
+OPEN_RATE_PRIOR = {"email": 0.25, "push": 0.06, "sms": 0.10}
+CLICK_RATE_PRIOR = {"email": 0.03, "push": 0.02, "sms": 0.02}
+PRIOR_WEIGHT = 3.0
+CAP_DAYS = 365.0
+
+MEMBER_FEATURES: tuple[str, ...] = (
+    "recency_days",
+    "frequency",
+    "monetary_avg",
+    "spend_90d",
+    "purchases_90d",
+    "tenure_days",
+    "points_balance",
+    "points_expiring",
+    "days_to_points_expiry",
+    "tier_rank",
+    "points_to_next_tier",
+    "email_open_rate",
+    "email_click_rate",
+    "push_open_rate",
+    "sms_click_rate",
+    "sends_24h",
+    "sends_7d",
+    "hours_since_last_send",
+    "app_opens_30d",
+    "days_since_app_open",
+    "offers_redeemed_180d",
+    "offer_redemption_rate",
+    "offers_redeemed_total",
+    "days_since_cart_abandoned",
+    "cart_value",
+    "churn_risk",
+    "clv",
+    "category_count",
+)
+CANDIDATE_FEATURES: tuple[str, ...] = (
+    "offer_value",
+    "offer_value_to_basket",
+    "offer_category_affinity",
+    "offer_category_share",
+    *(f"offer_kind_{kind}" for kind in OFFER_KINDS),
+    "offer_duration_days",
+    "days_since_same_offer",
+    *(f"channel_{channel}" for channel in CHANNELS),
+    "channel_open_rate",
+    "channel_click_rate",
+    "local_hour",
+    "hour_affinity",
+    "send_delay_hours",
+)
+FEATURE_NAMES: tuple[str, ...] = MEMBER_FEATURES + CANDIDATE_FEATURES
+N_MEMBER = len(MEMBER_FEATURES)
+
+
+def _days(seconds: float) -> float:
+    return seconds / 86400.0
+
+
+def _since_days(now: float, moment: float | None) -> float:
+    if moment is None:
+        return CAP_DAYS
+    return float(min(CAP_DAYS, max(0.0, _days(now - moment))))
+
+
+def _rate(numerator: float, denominator: float, prior: float) -> float:
+    return (numerator + prior * PRIOR_WEIGHT) / (denominator + PRIOR_WEIGHT)
+
+
+def tier_rank(tier: str) -> int:
+    return TIERS.index(tier) if tier in TIERS else 0
+
+
+def points_to_next_tier(profile: MemberProfile) -> float:
+    if profile.points_to_next_tier is not None:
+        return float(profile.points_to_next_tier)
+    rank = tier_rank(profile.tier)
+    if rank + 1 >= len(TIERS):
+        return 0.0
+    return float(max(0, TIER_THRESHOLDS[TIERS[rank + 1]] - profile.points_balance))
+
+
+def member_features(profile: MemberProfile, now: datetime) -> np.ndarray:
+    """The member part of every candidate row, in MEMBER_FEATURES order."""
+    t = now.timestamp()
+    engagement = profile.engagement
+    life = HALF_LIFE_DAYS
+
+    def channel_values(channel: str) -> tuple[float, float, float]:
+        e = engagement.get(channel)
+        if e is None:
+            return 0.0, 0.0, 0.0
+        half = life["engagement"]
+        return e.sent.value(t, half), e.opened.value(t, half), e.clicked.value(t, half)
+
+    email_sent, email_open, email_click = channel_values("email")
+    push_sent, push_open, _ = channel_values("push")
+    sms_sent, _, sms_click = channel_values("sms")
+    recent = [s for s in profile.recent_sends if s <= t]
+    last_send = max(recent) if recent else None
+    received = profile.offers_received.value(t, life["offers"])
+    redeemed = profile.offers_redeemed.value(t, life["offers"])
+    expiry_days = (
+        CAP_DAYS
+        if profile.points_expire_at is None or profile.points_expiring <= 0
+        else float(min(CAP_DAYS, max(0.0, _days(profile.points_expire_at - t))))
+    )
+    values = (
+        _since_days(t, profile.last_purchase_at),
+        float(profile.purchase_count),
+        profile.total_spend / profile.purchase_count if profile.purchase_count else 0.0,
+        profile.spend.value(t, life["spend"]),
+        profile.purchases.value(t, life["purchases"]),
+        _since_days(t, profile.enrolled_at or profile.first_purchase_at),
+        float(profile.points_balance),
+        float(profile.points_expiring) if expiry_days < CAP_DAYS else 0.0,
+        expiry_days,
+        float(tier_rank(profile.tier)),
+        points_to_next_tier(profile),
+        _rate(email_open, email_sent, OPEN_RATE_PRIOR["email"]),
+        _rate(email_click, email_sent, CLICK_RATE_PRIOR["email"]),
+        _rate(push_open, push_sent, OPEN_RATE_PRIOR["push"]),
+        _rate(sms_click, sms_sent, CLICK_RATE_PRIOR["sms"]),
+        float(sum(1 for s in recent if s > t - 86400)),
+        float(sum(1 for s in recent if s > t - 7 * 86400)),
+        min(CAP_DAYS * 24, (t - last_send) / 3600.0) if last_send is not None else CAP_DAYS * 24,
+        profile.app_opens.value(t, life["app"]),
+        _since_days(t, profile.last_app_open_at),
+        redeemed,
+        _rate(redeemed, received, 0.05),
+        float(profile.offers_redeemed_total),
+        _since_days(t, profile.last_cart_abandoned_at),
+        profile.last_cart_value,
+        -1.0 if profile.churn_risk is None else profile.churn_risk,
+        -1.0 if profile.clv is None else profile.clv,
+        float(len(profile.categories)),
+    )
+    return np.asarray(values, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CatalogArrays:
+    """The catalog as arrays, built once per catalog version and shared by every member."""
+
+    offers: tuple[Offer, ...]
+    categories: tuple[str, ...]
+    value: np.ndarray  # (O,)
+    kind_onehot: np.ndarray  # (O, K)
+    category_matrix: np.ndarray  # (O, C) 1 where the offer covers the category
+    duration_days: np.ndarray  # (O,)
+    index: dict[str, int]
+
+    @classmethod
+    def build(cls, offers: Sequence[Offer]) -> CatalogArrays:
+        categories = tuple(sorted({c for o in offers for c in o.categories}))
+        cat_index = {c: i for i, c in enumerate(categories)}
+        matrix = np.zeros((len(offers), max(1, len(categories))), dtype=np.float32)
+        for row, offer in enumerate(offers):
+            for category in offer.categories:
+                matrix[row, cat_index[category]] = 1.0
+        kinds = np.zeros((len(offers), len(OFFER_KINDS)), dtype=np.float32)
+        for row, offer in enumerate(offers):
+            kinds[row, OFFER_KINDS.index(offer.kind)] = 1.0
+        duration = np.array(
+            [
+                _days((o.ends_at - o.starts_at).total_seconds()) if o.starts_at and o.ends_at else 30.0
+                for o in offers
+            ],
+            dtype=np.float32,
+        )
+        return cls(
+            offers=tuple(offers),
+            categories=categories,
+            value=np.array([o.value for o in offers], dtype=np.float32),
+            kind_onehot=kinds,
+            category_matrix=matrix,
+            duration_days=duration,
+            index={o.offer_id: i for i, o in enumerate(offers)},
+        )
+
+
+def category_spend_vector(profile: MemberProfile, catalog: CatalogArrays, now: datetime) -> np.ndarray:
+    t = now.timestamp()
+    half = HALF_LIFE_DAYS["category"]
+    vector = np.zeros(catalog.category_matrix.shape[1], dtype=np.float32)
+    lookup = {c: i for i, c in enumerate(catalog.categories)}
+    for category, counter in profile.categories.items():
+        position = lookup.get(category)
+        if position is not None:
+            vector[position] = counter.value(t, half)
+    return vector
+
+
+def hour_affinity_vector(profile: MemberProfile) -> np.ndarray:
+    """168 local hour-of-week weights, 1.0 = average; smoothed across neighbouring hours
+    and shrunk toward uniform so that a member with little history gets ~1 everywhere."""
+    raw = np.asarray(profile.hour_of_week, dtype=np.float64)
+    smooth = 0.5 * raw + 0.25 * np.roll(raw, 1) + 0.25 * np.roll(raw, -1)
+    # Same hour on other days tells something too.
+    by_hour = smooth.reshape(7, 24).mean(axis=0)
+    blended = 0.5 * smooth + 0.5 * np.tile(by_hour, 7)
+    total = blended.sum()
+    prior_mass = 4.0
+    return ((blended + prior_mass / 168.0) / (total + prior_mass) * 168.0).astype(np.float32)
+
+
+def local_hour_of_week(moments: np.ndarray, time_zone: str) -> np.ndarray:
+    """Local hour-of-week (0 = Monday 00h) of epoch seconds, in the member's zone."""
+    out = np.empty(len(moments), dtype=np.int64)
+    zone = ZoneInfo(time_zone)
+    cache: dict[float, int] = {}
+    for i, moment in enumerate(moments.tolist()):
+        hour_key = math.floor(moment / 3600.0)
+        if hour_key not in cache:
+            local = datetime.fromtimestamp(hour_key * 3600.0, tz=UTC).astimezone(zone)
+            cache[hour_key] = local.weekday() * 24 + local.hour
+        out[i] = cache[hour_key]
+    return out
+
+
+def candidate_features(
+    profile: MemberProfile,
+    member_vector: np.ndarray,
+    catalog: CatalogArrays,
+    offer_index: np.ndarray,
+    channel_index: np.ndarray,
+    send_at: np.ndarray,
+    now: datetime,
+) -> np.ndarray:
+    """Rows of FEATURE_NAMES for candidates (offer, channel, send time), vectorized.
+
+    offer_index/channel_index are int arrays into catalog.offers and CHANNELS; send_at is
+    epoch seconds (>= now)."""
+    n = len(offer_index)
+    t = now.timestamp()
+    rows = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
+    rows[:, :N_MEMBER] = member_vector
+    col = N_MEMBER
+    value = catalog.value[offer_index]
+    basket = max(1.0, float(member_vector[MEMBER_FEATURES.index("monetary_avg")]))
+    spend = category_spend_vector(profile, catalog, now)
+    affinity_by_offer = catalog.category_matrix @ spend  # (O,)
+    total_spend = float(spend.sum()) + sum(
+        c.value(t, HALF_LIFE_DAYS["category"])
+        for name, c in profile.categories.items()
+        if name not in catalog.categories
+    )
+    share_by_offer = affinity_by_offer / (total_spend + 1.0)
+    last_by_offer = np.array(
+        [_since_days(t, profile.last_send_by_offer.get(o.offer_id)) for o in catalog.offers],
+        dtype=np.float32,
+    )
+    rows[:, col] = value
+    rows[:, col + 1] = value / basket
+    rows[:, col + 2] = affinity_by_offer[offer_index]
+    rows[:, col + 3] = share_by_offer[offer_index]
+    col += 4
+    rows[:, col : col + len(OFFER_KINDS)] = catalog.kind_onehot[offer_index]
+    col += len(OFFER_KINDS)
+    rows[:, col] = catalog.duration_days[offer_index]
+    rows[:, col + 1] = last_by_offer[offer_index]
+    col += 2
+    rows[:, col : col + len(CHANNELS)] = np.eye(len(CHANNELS), dtype=np.float32)[channel_index]
+    col += len(CHANNELS)
+    open_rates = np.array(
+        [
+            member_vector[MEMBER_FEATURES.index("email_open_rate")],
+            member_vector[MEMBER_FEATURES.index("push_open_rate")],
+            OPEN_RATE_PRIOR["sms"],
+        ],
+        dtype=np.float32,
+    )
+    click_rates = np.array(
+        [
+            member_vector[MEMBER_FEATURES.index("email_click_rate")],
+            CLICK_RATE_PRIOR["push"],
+            member_vector[MEMBER_FEATURES.index("sms_click_rate")],
+        ],
+        dtype=np.float32,
+    )
+    rows[:, col] = open_rates[channel_index]
+    rows[:, col + 1] = click_rates[channel_index]
+    col += 2
+    how = local_hour_of_week(np.asarray(send_at, dtype=np.float64), profile.time_zone)
+    rows[:, col] = how % 24
+    rows[:, col + 1] = hour_affinity_vector(profile)[how]
+    rows[:, col + 2] = (np.asarray(send_at, dtype=np.float64) - t) / 3600.0
+    return rows

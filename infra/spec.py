@@ -1,0 +1,181 @@
+"""The one description of Fidelio's AWS resources that both the CDK app and the local
+stand-in read, so the stack deployed to AWS and the one played by moto cannot drift.
+
+Plain Python on purpose: no CDK import, so the local stand-in and tests can use it without
+synthesizing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BUS_NAME = "fidelio"
+EVENT_SOURCE = "fidelio"  # source used by Fidelio's own events (feedback, sweeps)
+SCHEDULE_GROUP = "fidelio-sends"
+PROJECT_TAG = "fidelio"
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str = "S"  # "S" | "N"
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_name: str  # suffix of the physical name and the settings key
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    ttl_attribute: str | None = None
+    global_indexes: tuple[GlobalIndex, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_name: str
+    visibility_timeout_s: int
+    max_receive_count: int = 3
+    batch_size: int = 10
+    max_batching_window_s: int = 1
+    # Detail-types routed here from the bus by one rule; empty = fed by other means
+    # (a Lambda, the scheduler, SNS).
+    detail_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_name: str
+    handler: str  # module.attribute inside the bundle
+    queue: str | None  # logical name of the queue that triggers it
+    memory_mb: int = 512
+    timeout_s: int = 30
+    reserved_concurrency: int | None = None
+    needs_model: bool = False
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("members", KeyAttribute("member_id")),
+    TableSpec(
+        "decisions",
+        KeyAttribute("decision_id"),
+        ttl_attribute="expires_at",
+        global_indexes=(
+            GlobalIndex("by_member", KeyAttribute("member_id"), KeyAttribute("decided_at")),
+        ),
+    ),
+    # Send claims, consent history and other small per-member records.
+    TableSpec(
+        "ledger",
+        KeyAttribute("pk"),
+        KeyAttribute("sk"),
+        ttl_attribute="expires_at",
+    ),
+    TableSpec("offers", KeyAttribute("offer_id")),
+    # aws-lambda-powertools idempotency layout.
+    TableSpec("idempotency", KeyAttribute("id"), ttl_attribute="expiration"),
+)
+
+PROFILE_EVENT_TYPES: tuple[str, ...] = (
+    "member.enrolled",
+    "member.updated",
+    "consent.changed",
+    "purchase.completed",
+    "points.earned",
+    "points.redeemed",
+    "points.expiring",
+    "tier.changed",
+    "cart.abandoned",
+    "app.opened",
+    "offer.redeemed",
+    "notification.sent",
+    "notification.delivered",
+    "notification.opened",
+    "notification.clicked",
+    "notification.bounced",
+    "notification.complained",
+    "notification.unsubscribed",
+)
+
+SWEEP_EVENT_TYPES: tuple[str, ...] = ("sweep.requested",)
+
+QUEUES: tuple[QueueSpec, ...] = (
+    # Every member event updates the profile first; ingest then hands triggering
+    # events to decide, so a decision always sees the profile with its trigger applied.
+    QueueSpec("ingest", visibility_timeout_s=60, detail_types=PROFILE_EVENT_TYPES),
+    QueueSpec("decide", visibility_timeout_s=120, detail_types=SWEEP_EVENT_TYPES),
+    # Fed by decide (send now) and by EventBridge Scheduler (send later).
+    QueueSpec("dispatch", visibility_timeout_s=60),
+    # Fed by the SES configuration set's SNS topic.
+    QueueSpec("feedback", visibility_timeout_s=60),
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("ingest", "functions.handlers.ingest.handler", "ingest"),
+    FunctionSpec(
+        "decide", "functions.handlers.decide.handler", "decide", memory_mb=1769, timeout_s=60,
+        needs_model=True,
+    ),
+    # Reserved concurrency protects SES/SNS sending quotas.
+    FunctionSpec(
+        "dispatch", "functions.handlers.dispatch.handler", "dispatch", reserved_concurrency=10
+    ),
+    FunctionSpec("feedback", "functions.handlers.feedback.handler", "feedback"),
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names for one deployment (a prefix keeps several stages apart)."""
+
+    prefix: str = "fidelio"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def table(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    def queue(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    def dlq(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}-dlq"
+
+    def rule(self, logical: str) -> str:
+        return f"{self.prefix}-to-{logical}"
+
+    @property
+    def bus(self) -> str:
+        return BUS_NAME if self.prefix == "fidelio" else f"{self.prefix}-{BUS_NAME}"
+
+    @property
+    def ses_configuration_set(self) -> str:
+        return f"{self.prefix}-messages"
+
+    @property
+    def ses_events_topic(self) -> str:
+        return f"{self.prefix}-ses-events"
+
+    @property
+    def schedule_group(self) -> str:
+        return SCHEDULE_GROUP if self.prefix == "fidelio" else f"{self.prefix}-sends"
+
+
+def queue_spec(logical: str) -> QueueSpec:
+    for spec in QUEUES:
+        if spec.logical_name == logical:
+            return spec
+    raise KeyError(f"no queue named {logical!r}; known: {[q.logical_name for q in QUEUES]}")
+
+
+def rule_pattern(queue: QueueSpec, bus_sources: tuple[str, ...] | None = None) -> dict:
+    """The EventBridge pattern of the rule feeding `queue` (same dict in CDK and locally)."""
+    pattern: dict = {"detail-type": list(queue.detail_types)}
+    if bus_sources:
+        pattern["source"] = list(bus_sources)
+    return pattern
