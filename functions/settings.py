@@ -31,12 +31,17 @@ class Settings(BaseModel):
     decide_queue_url: str = ""
     dispatch_queue_url: str = ""
     dispatch_queue_arn: str = ""
+    # The dead-letter queue of the queue feeding this function: a permanently invalid
+    # record is moved there at once, with its reason, instead of being retried.
+    dlq_url: str = ""
     schedule_group: str = "fidelio-sends"
     scheduler_role_arn: str = ""
 
     ses_configuration_set: str = "fidelio-messages"
     sender_email: str = "rewards@example.com"
     data_bucket: str = ""
+    # HMAC keys for unsubscribe/preference links: "kid:secret,kid:secret", first one signs.
+    link_signing_keys: str = "local:insecure-local-key-change-me"
     unsubscribe_base_url: str = "https://example.com/unsubscribe"
     model_dir: str = Field(default="model_artifacts/offers")
     # Days a decision record is kept in DynamoDB before TTL removes it (S3 keeps the archive).

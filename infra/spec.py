@@ -67,7 +67,7 @@ TABLES: tuple[TableSpec, ...] = (
         KeyAttribute("decision_id"),
         ttl_attribute="expires_at",
         global_indexes=(
-            GlobalIndex("by_member", KeyAttribute("member_id"), KeyAttribute("decided_at")),
+            GlobalIndex("by_member", KeyAttribute("member_id"), KeyAttribute("decided_at", "N")),
         ),
     ),
     # Send claims, consent history and other small per-member records.

@@ -1,0 +1,178 @@
+"""Plays the parts of AWS that moto does not run: the SQS → Lambda event source mapping
+(poll, invoke the real handler in-process with genuine SQS records and a Lambda context,
+honour batchItemFailures, let the redrive policy move poison messages to the DLQ) and
+EventBridge Scheduler (fire due one-time schedules, then delete them)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fidelio.local.stack import ACCOUNT, REGION, LocalStack
+from functions import clock
+from functions.dal.clients import AwsClients
+from functions.dal.schedules import InvalidSchedule, parse_at
+from functions.handlers import deps as deps_module
+from functions.settings import settings_from_env
+from infra import spec
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class RunnerStats:
+    invocations: Counter = field(default_factory=Counter)
+    records: Counter = field(default_factory=Counter)
+    failed_records: Counter = field(default_factory=Counter)
+    schedules_fired: int = 0
+
+
+class LocalRunner:
+    def __init__(self, stack: LocalStack, batch_size: int = 10):
+        self.stack = stack
+        self.batch_size = batch_size
+        self.sqs = stack.client("sqs")
+        self.scheduler = stack.client("scheduler")
+        self.stats = RunnerStats()
+        self._handlers: dict[str, Any] = {}
+        self._deps: dict[str, deps_module.Dependencies] = {}
+        shared_env = stack.function_env("ingest")
+        for key, value in shared_env.items():
+            if key.startswith("AWS_") or key.startswith("POWERTOOLS_"):
+                os.environ[key] = value
+        clients: AwsClients | None = None
+        for fn in spec.FUNCTIONS:
+            settings = settings_from_env(stack.function_env(fn.logical_name))
+            clients = clients or AwsClients(settings)
+            self._deps[fn.logical_name] = deps_module.Dependencies(settings=settings, clients=clients)
+        self._functions = [fn for fn in spec.FUNCTIONS if fn.queue]
+
+    def _handler(self, fn: spec.FunctionSpec) -> Any:
+        if fn.logical_name not in self._handlers:
+            deps_module.use(self._deps[fn.logical_name])
+            module_name, attribute = fn.handler.rsplit(".", 1)
+            self._handlers[fn.logical_name] = getattr(importlib.import_module(module_name), attribute)
+        return self._handlers[fn.logical_name]
+
+    def _record(self, message: dict[str, Any], queue: str) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {k: str(v) for k, v in message.get("Attributes", {}).items()},
+            "messageAttributes": {
+                k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
+                    "stringListValues": [], "binaryListValues": []}
+                for k, v in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.stack.queue_arns[queue],
+            "awsRegion": REGION,
+        }
+
+    def poll_once(self, fn: spec.FunctionSpec) -> int:
+        """Receive one batch from the function's queue and invoke it. Returns records seen."""
+        assert fn.queue
+        url = self.stack.queue_urls[fn.queue]
+        messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=self.batch_size,
+                                            AttributeNames=["All"], MessageAttributeNames=["All"],
+                                            WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m, fn.queue) for m in messages]}
+        handler = self._handler(fn)
+        deps_module.use(self._deps[fn.logical_name])
+        self.stats.invocations[fn.logical_name] += 1
+        self.stats.records[fn.logical_name] += len(messages)
+        try:
+            response = handler(event, LambdaContext(fn.logical_name, fn.memory_mb)) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:
+            failed = {m["MessageId"] for m in messages}  # the whole batch is retried
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.stats.failed_records[fn.logical_name] += 1
+                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                   VisibilityTimeout=0)
+            else:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def fire_due_schedules(self) -> int:
+        """Fire every one-time schedule whose time has come (by the current clock)."""
+        now = clock.now()
+        fired = 0
+        group = self.stack.names.schedule_group
+        arn_to_url = {arn: self.stack.queue_urls[name] for name, arn in self.stack.queue_arns.items()}
+        paginator_token: str | None = None
+        names: list[str] = []
+        while True:
+            kwargs: dict[str, Any] = {"GroupName": group}
+            if paginator_token:
+                kwargs["NextToken"] = paginator_token
+            page = self.scheduler.list_schedules(**kwargs)
+            names.extend(s["Name"] for s in page.get("Schedules", []))
+            paginator_token = page.get("NextToken")
+            if not paginator_token:
+                break
+        for name in names:
+            schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+            try:
+                due = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone", "UTC"))
+            except InvalidSchedule:
+                continue
+            if due > now:
+                continue
+            target = schedule["Target"]
+            self.sqs.send_message(QueueUrl=arn_to_url[target["Arn"]], MessageBody=target.get("Input", "{}"))
+            if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
+                self.scheduler.delete_schedule(Name=name, GroupName=group)
+            fired += 1
+        self.stats.schedules_fired += fired
+        return fired
+
+    def pump(self, max_rounds: int = 10_000, fire_schedules: bool = True) -> RunnerStats:
+        """Run until every queue is empty (and no due schedule is left)."""
+        for _ in range(max_rounds):
+            seen = 0
+            for fn in self._functions:
+                while True:
+                    got = self.poll_once(fn)
+                    seen += got
+                    if got == 0:
+                        break
+            if fire_schedules:
+                seen += self.fire_due_schedules()
+            if seen == 0:
+                break
+        return self.stats
+
+    def dead_letters(self) -> dict[str, list[dict[str, Any]]]:
+        """Messages on every DLQ (left in place: received with a zero visibility timeout)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for queue, url in self.stack.dlq_urls.items():
+            messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                MessageAttributeNames=["All"], VisibilityTimeout=0,
+                                                WaitTimeSeconds=0).get("Messages", [])
+            found[queue] = messages
+        return found

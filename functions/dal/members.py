@@ -1,0 +1,82 @@
+"""Member profiles in DynamoDB: read many at once, apply an event exactly once.
+
+Each event is applied with a conditional write on the item's version (optimistic locking),
+and the item remembers the ids of its last events, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from functions.dal.tables import MemberRecord
+from functions.domain.profile import MemberProfile, apply_event, new_profile
+
+RECENT_EVENT_IDS = 300
+MAX_ATTEMPTS = 8
+
+
+class ProfileConflict(RuntimeError):
+    """The profile kept changing under us; the record is retried by SQS."""
+
+
+def load_profiles(member_ids: Iterable[str]) -> dict[str, MemberProfile]:
+    ids = sorted(set(member_ids))
+    profiles: dict[str, MemberProfile] = {}
+    for start in range(0, len(ids), 100):
+        for record in MemberRecord.batch_get(ids[start : start + 100]):
+            profiles[record.member_id] = MemberProfile.model_validate(record.profile)
+    return profiles
+
+
+def load_profile(member_id: str) -> MemberProfile | None:
+    try:
+        return MemberProfile.model_validate(MemberRecord.get(member_id, consistent_read=True).profile)
+    except DoesNotExist:
+        return None
+
+
+def apply_to_stored_profile(event: Any) -> bool:
+    """Apply `event` to its member's stored profile. False if it had been applied already."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            record = MemberRecord.get(event.member_id, consistent_read=True)
+            profile = MemberProfile.model_validate(record.profile)
+        except DoesNotExist:
+            record = MemberRecord(event.member_id, recent_event_ids=[])
+            profile = new_profile(event.member_id)
+        if event.event_id in (record.recent_event_ids or []):
+            return False
+        apply_event(profile, event)
+        record.profile = profile.model_dump(mode="json")
+        record.recent_event_ids = [*(record.recent_event_ids or []), event.event_id][-RECENT_EVENT_IDS:]
+        record.updated_at = int(time.time())
+        try:
+            record.save()  # conditional on the version read (VersionAttribute)
+            return True
+        except PutError as error:
+            if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
+    raise ProfileConflict(f"profile {event.member_id} changed {MAX_ATTEMPTS} times while applying {event.event_id}")
+
+
+def save_scores(member_id: str, churn_risk: float, clv: float, at: float) -> None:
+    """Write batch scores into the profile (same optimistic lock as events)."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            record = MemberRecord.get(member_id, consistent_read=True)
+        except DoesNotExist:
+            return
+        profile = MemberProfile.model_validate(record.profile)
+        profile.churn_risk, profile.clv, profile.scores_at = churn_risk, clv, at
+        record.profile = profile.model_dump(mode="json")
+        try:
+            record.save()
+            return
+        except PutError as error:
+            if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
+    raise ProfileConflict(f"profile {member_id} changed {MAX_ATTEMPTS} times while saving scores")

@@ -1,0 +1,111 @@
+"""DynamoDB tables through pynamodb. Table names and the endpoint come from settings:
+`bind_tables(settings)` points every model at them (once per container, or per test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from functions.settings import Settings
+
+
+class MemberRecord(Model):
+    """One item per member: the profile (JSON) and the ids of the last events applied."""
+
+    class Meta:
+        table_name = "fidelio-members"
+        region = "eu-west-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    member_id = UnicodeAttribute(hash_key=True)
+    profile = JSONAttribute()
+    recent_event_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    updated_at = NumberAttribute(default=0)
+    version = VersionAttribute()
+
+
+class DecisionsByMember(GlobalSecondaryIndex["DecisionRecord"]):
+    class Meta:
+        index_name = "by_member"
+        projection = AllProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    decided_at = NumberAttribute(range_key=True)
+
+
+class DecisionRecord(Model):
+    """One decision: what was considered, what was chosen, why, and what happened."""
+
+    class Meta:
+        table_name = "fidelio-decisions"
+        region = "eu-west-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    decision_id = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute()
+    decided_at = NumberAttribute()
+    expires_at = NumberAttribute()  # TTL (epoch seconds)
+    trigger = UnicodeAttribute()
+    trigger_event_id = UnicodeAttribute()
+    body = JSONAttribute()  # the full decision (see functions.domain.decision.Decision)
+    holdout = BooleanAttribute(default=False)
+    status = UnicodeAttribute(default="decided")
+    send_at = NumberAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    outcomes = ListAttribute(of=UnicodeAttribute, default=list)
+    by_member = DecisionsByMember()
+
+
+class LedgerRecord(Model):
+    """Small per-key records: send claims (claim#<decision>), consent history
+    (member#<id> / consent#<time>#<event>)."""
+
+    class Meta:
+        table_name = "fidelio-ledger"
+        region = "eu-west-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    body = JSONAttribute(null=True)
+    created_at = NumberAttribute(default=0)
+    expires_at = NumberAttribute(null=True)
+
+
+class OfferRecord(Model):
+    class Meta:
+        table_name = "fidelio-offers"
+        region = "eu-west-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    offer_id = UnicodeAttribute(hash_key=True)
+    body = JSONAttribute()
+    catalog_version = UnicodeAttribute()
+
+
+ALL_MODELS: dict[str, type[Model]] = {
+    "members_table": MemberRecord,
+    "decisions_table": DecisionRecord,
+    "ledger_table": LedgerRecord,
+    "offers_table": OfferRecord,
+}
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every model at the settings' tables and endpoint (drops cached connections)."""
+    for field_name, model in ALL_MODELS.items():
+        meta: Any = model.Meta
+        meta.table_name = getattr(settings, field_name)
+        meta.region = settings.region
+        meta.host = settings.endpoint_url
+        model._connection = None

@@ -1,0 +1,421 @@
+"""One joint decision per member and trigger: whether to send, which offer, on which channel
+and when — candidates, guardrails, scores, choice — with its propensity and readable reasons.
+
+Pure: takes profiles, catalog, a scorer and `now`; returns Decision values. No I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.domain import features as ft
+from functions.domain.offers import Offer
+from functions.domain.profile import TIERS, MemberProfile, consent_key
+from functions.domain.triggers import DecisionRequest, conditions_hold
+
+Channel = Literal["email", "push", "sms"]
+
+
+class Scorer(Protocol):
+    version: str
+
+    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class PriorScorer:
+    """Used until a trained model is loaded: P(redeem) from smoothed engagement and affinity."""
+
+    version = "prior-1"
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        col = {name: i for i, name in enumerate(ft.FEATURE_NAMES)}
+        click = rows[:, col["channel_click_rate"]]
+        share = rows[:, col["offer_category_share"]]
+        hour = np.clip(rows[:, col["hour_affinity"]], 0.2, 3.0)
+        return np.clip(click * (0.5 + 2.0 * share) * (0.7 + 0.3 * hour), 1e-4, 0.99)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    quiet_start_hour: int = 21  # local; quiet from 21:00 ...
+    quiet_end_hour: int = 8  # ... to 08:00
+    max_per_day: int = 1
+    max_per_week: int = 3
+    topic_gap_hours: dict[str, float] = field(
+        default_factory=lambda: {"offers": 48.0, "points": 72.0, "tier": 72.0, "reminders": 24.0}
+    )
+    offer_repeat_days: float = 14.0
+    slot_hours: int = 24
+    exploration: Literal["epsilon", "softmax", "none"] = "epsilon"
+    epsilon: float = 0.1
+    temperature: float = 0.05
+    channel_cost: dict[str, float] = field(
+        default_factory=lambda: {"email": 0.002, "push": 0.001, "sms": 0.04}
+    )
+    unsubscribe_cost: float = 10.0  # value lost when a member opts out of a channel
+    base_unsubscribe_risk: dict[str, float] = field(
+        default_factory=lambda: {"email": 0.002, "push": 0.002, "sms": 0.004}
+    )
+    fatigue_growth: float = 0.6  # unsubscribe risk grows by this factor per message in 7 days
+    delay_cost_per_hour: float = 0.002  # relative value lost per hour of waiting
+    seed: int = 0
+    holdout_share: float = 0.05
+    holdout_salt: str = "fidelio-holdout-v1"
+
+
+class ChosenAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["send", "none"]
+    offer_id: str | None = None
+    channel: str | None = None
+    topic: str | None = None
+    send_at: float | None = None  # epoch seconds
+    probability: float | None = None  # model's P(redeem)
+    expected_value: float = 0.0
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str
+    member_id: str
+    trigger: str
+    cause_id: str
+    decided_at: float
+    feature_version: str = ft.FEATURE_VERSION
+    model_version: str
+    variant: str = "champion"
+    holdout: bool = False
+    transactional: bool = False
+    time_zone: str = "UTC"  # the member's, for scheduling and quiet hours at send time
+    action: ChosenAction
+    # What the policy would have done; for holdout members `action` is "none".
+    intended: ChosenAction
+    propensity: float
+    exploration: dict[str, Any] = Field(default_factory=dict)
+    candidates_considered: int = 0
+    candidates_allowed: int = 0
+    rejected: dict[str, int] = Field(default_factory=dict)
+    top: list[dict[str, Any]] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def sends(self) -> bool:
+        return self.action.kind == "send"
+
+
+def decision_id_for(member_id: str, cause_id: str, trigger: str) -> str:
+    """Deterministic: the same trigger event for the same member is always the same decision."""
+    digest = hashlib.sha256(f"{member_id}|{trigger}|{cause_id}".encode()).hexdigest()
+    return f"d-{digest[:32]}"
+
+
+def in_holdout(member_id: str, share: float, salt: str) -> bool:
+    """Stable global holdout: a member is in it or not, whatever the trigger or the day."""
+    digest = hashlib.sha256(f"{salt}|{member_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+# --- guardrails: each returns a reason code when the candidate must not be sent ----------
+
+
+def _contact_ok(profile: MemberProfile, channel: str) -> bool:
+    if channel == "email":
+        return bool(profile.email)
+    if channel == "push":
+        return bool(profile.push_endpoint_arn)
+    return bool(profile.phone)
+
+
+def channel_guardrail(profile: MemberProfile, channel: str, topic: str, transactional: bool) -> str | None:
+    if not _contact_ok(profile, channel):
+        return "no_contact_point"
+    if channel in profile.suppressed:
+        return f"suppressed_{profile.suppressed[channel]}"
+    consent = profile.consent.get(consent_key(channel, "transactional" if transactional else topic))
+    if transactional:
+        return "consent_withdrawn" if consent is not None and not consent.granted else None
+    if consent is None or not consent.granted:
+        return "no_consent"
+    return None
+
+
+def offer_guardrail(profile: MemberProfile, offer: Offer, now: datetime, config: PolicyConfig,
+                    budget_left: dict[str, int] | None) -> str | None:
+    if not offer.active_at(now):
+        return "offer_inactive"
+    if offer.tiers and profile.tier not in offer.tiers:
+        return "tier_mismatch"
+    if budget_left is not None and offer.budget is not None and budget_left.get(offer.offer_id, offer.budget) <= 0:
+        return "budget_exhausted"
+    last = profile.last_send_by_offer.get(offer.offer_id)
+    if last is not None and now.timestamp() - last < config.offer_repeat_days * 86400:
+        return "recently_sent_offer"
+    return None
+
+
+def is_quiet_hour(local_hour: int, config: PolicyConfig) -> bool:
+    start, end = config.quiet_start_hour, config.quiet_end_hour
+    if start == end:
+        return False
+    return local_hour >= start or local_hour < end if start > end else start <= local_hour < end
+
+
+def cap_guardrail(profile: MemberProfile, topic: str, send_at: float, config: PolicyConfig) -> str | None:
+    sends = profile.recent_sends
+    if sum(1 for s in sends if send_at - 86400 < s <= send_at) >= config.max_per_day:
+        return "daily_cap"
+    if sum(1 for s in sends if send_at - 7 * 86400 < s <= send_at) >= config.max_per_week:
+        return "weekly_cap"
+    last_topic = profile.last_send_by_topic.get(topic)
+    gap = config.topic_gap_hours.get(topic)
+    if last_topic is not None and gap is not None and send_at - last_topic < gap * 3600:
+        return "topic_cap"
+    return None
+
+
+def send_slots(now: datetime, hours: int) -> np.ndarray:
+    """Now, then each whole hour in the next `hours` hours (epoch seconds)."""
+    t = now.timestamp()
+    first = math.floor(t / 3600.0) * 3600.0 + 3600.0
+    return np.array([t, *(first + 3600.0 * k for k in range(hours - 1))], dtype=np.float64)
+
+
+@dataclass
+class _MemberCandidates:
+    request: DecisionRequest
+    profile: MemberProfile
+    holdout: bool
+    offer_index: np.ndarray
+    channel_index: np.ndarray
+    send_at: np.ndarray
+    rejected: Counter
+    considered: int
+    rows: np.ndarray | None = None
+
+
+def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog: ft.CatalogArrays,
+                       now: datetime, config: PolicyConfig, budget_left: dict[str, int] | None) -> _MemberCandidates:
+    trigger = request.trigger
+    holdout = in_holdout(profile.member_id, config.holdout_share, config.holdout_salt) and not trigger.transactional
+    rejected: Counter = Counter()
+    slots = send_slots(now, config.slot_hours)
+    local_hours = ft.local_hour_of_week(slots, profile.time_zone) % 24
+    quiet = np.array([is_quiet_hour(int(h), config) for h in local_hours])
+    offers_idx, channels_idx, times = [], [], []
+    considered = 0
+    if not conditions_hold(trigger, profile, now):
+        rejected["trigger_conditions"] += 1
+    else:
+        for o_index, offer in enumerate(catalog.offers):
+            if offer.kind not in trigger.offer_kinds or offer.topic.value not in trigger.topics:
+                continue
+            reason = offer_guardrail(profile, offer, now, config, budget_left)
+            channels = [c.value for c in offer.channels]
+            if reason:
+                considered += len(channels) * len(slots)
+                rejected[reason] += len(channels) * len(slots)
+                continue
+            for channel in channels:
+                considered += len(slots)
+                reason = channel_guardrail(profile, channel, offer.topic.value, trigger.transactional)
+                if reason:
+                    rejected[reason] += len(slots)
+                    continue
+                c_index = ft.CHANNELS.index(channel)
+                for s_index, slot in enumerate(slots):
+                    if not trigger.transactional:
+                        if quiet[s_index]:
+                            rejected["quiet_hours"] += 1
+                            continue
+                        reason = cap_guardrail(profile, offer.topic.value, float(slot), config)
+                        if reason:
+                            rejected[reason] += 1
+                            continue
+                    offers_idx.append(o_index)
+                    channels_idx.append(c_index)
+                    times.append(slot)
+    return _MemberCandidates(
+        request=request, profile=profile, holdout=holdout,
+        offer_index=np.asarray(offers_idx, dtype=np.int64),
+        channel_index=np.asarray(channels_idx, dtype=np.int64),
+        send_at=np.asarray(times, dtype=np.float64), rejected=rejected, considered=considered,
+    )
+
+
+def _fatigue_cost(member_vector: np.ndarray, channel_index: np.ndarray, config: PolicyConfig) -> np.ndarray:
+    sends_7d = float(member_vector[ft.MEMBER_FEATURES.index("sends_7d")])
+    churn = float(member_vector[ft.MEMBER_FEATURES.index("churn_risk")])
+    churn_factor = 1.0 + max(0.0, churn)
+    base = np.array([config.base_unsubscribe_risk[c] for c in ft.CHANNELS])[channel_index]
+    risk = base * (1.0 + config.fatigue_growth * sends_7d) * churn_factor
+    return risk * config.unsubscribe_cost
+
+
+def _rng(config: PolicyConfig, decision_id: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{config.seed}|{decision_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def choose(expected: np.ndarray, config: PolicyConfig, rng: np.random.Generator) -> tuple[int, np.ndarray, bool]:
+    """Pick among [send nothing] + candidates (index 0 = nothing, value 0).
+
+    Returns the chosen index, the propensity of every action and whether it explored."""
+    values = np.concatenate([[0.0], expected])
+    n = len(values)
+    greedy = int(np.argmax(values))
+    if config.exploration == "none" or n == 1:
+        probabilities = np.zeros(n)
+        probabilities[greedy] = 1.0
+    elif config.exploration == "epsilon":
+        probabilities = np.full(n, config.epsilon / n)
+        probabilities[greedy] += 1.0 - config.epsilon
+    else:
+        scaled = (values - values.max()) / max(config.temperature, 1e-6)
+        weights = np.exp(scaled)
+        probabilities = weights / weights.sum()
+    chosen = int(rng.choice(n, p=probabilities))
+    return chosen, probabilities, chosen != greedy
+
+
+def _local_hour_text(profile: MemberProfile) -> str | None:
+    affinity = ft.hour_affinity_vector(profile).reshape(7, 24).mean(axis=0)
+    best = int(np.argmax(affinity))
+    if affinity[best] < 1.6:
+        return None
+    return f"{best:02d}:00"
+
+
+def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: DecisionRequest,
+                now: datetime) -> list[str]:
+    """Reasons a person can read, most specific first (also usable in templates)."""
+    reasons: list[str] = []
+    t = now.timestamp()
+    if request.trigger.name.startswith("cart"):
+        reasons.append("you left items in your cart")
+    if profile.points_expiring > 0 and profile.points_expire_at is not None:
+        days = (profile.points_expire_at - t) / 86400.0
+        if 0 <= days <= 30:
+            reasons.append(f"your {profile.points_expiring} points expire in {max(1, round(days))} days")
+    gap = ft.points_to_next_tier(profile)
+    rank = ft.tier_rank(profile.tier)
+    if 0 < gap <= 500 and rank + 1 < len(TIERS):
+        reasons.append(f"you are {int(gap)} points from {TIERS[rank + 1]}")
+    if offer.categories and profile.categories:
+        best = max(offer.categories, key=lambda c: profile.categories[c].v if c in profile.categories else 0.0)
+        if best in profile.categories:
+            reasons.append(f"you often buy {best}")
+    hour = _local_hour_text(profile)
+    if hour:
+        reasons.append(f"usually opens {channel} around {hour}")
+    if request.trigger.name == "win_back":
+        reasons.append("we have missed you")
+    return reasons or [f"new {offer.kind} for {profile.tier} members"]
+
+
+def decide_batch(requests: Sequence[DecisionRequest], profiles: dict[str, MemberProfile],
+                 catalog: ft.CatalogArrays, scorer: Scorer, now: datetime, config: PolicyConfig,
+                 budget_left: dict[str, int] | None = None, variant: str = "champion") -> list[Decision]:
+    """Decide for a batch: one vectorized scoring call over every candidate of every member."""
+    members: list[_MemberCandidates] = []
+    for request in requests:
+        profile = profiles.get(request.member_id)
+        if profile is None:
+            profile = MemberProfile(member_id=request.member_id)
+        candidates = _member_candidates(request, profile, catalog, now, config, budget_left)
+        if len(candidates.offer_index):
+            vector = ft.member_features(profile, now)
+            candidates.rows = ft.candidate_features(
+                profile, vector, catalog, candidates.offer_index, candidates.channel_index,
+                candidates.send_at, now,
+            )
+        members.append(candidates)
+    blocks = [m.rows for m in members if m.rows is not None]
+    scores = scorer.predict(np.vstack(blocks)) if blocks else np.zeros(0)
+    decisions, offset = [], 0
+    for member in members:
+        n = 0 if member.rows is None else len(member.rows)
+        member_scores = scores[offset : offset + n]
+        offset += n
+        decisions.append(_finish(member, member_scores, catalog, scorer, now, config, variant))
+    return decisions
+
+
+def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.CatalogArrays, scorer: Scorer,
+            now: datetime, config: PolicyConfig, variant: str) -> Decision:
+    request, profile = member.request, member.profile
+    decision_id = decision_id_for(profile.member_id, request.cause_id, request.trigger.name)
+    expected = np.zeros(0)
+    if len(probability):
+        assert member.rows is not None
+        value = catalog.value[member.offer_index]
+        cost = np.array([config.channel_cost[c] for c in ft.CHANNELS])[member.channel_index]
+        delay_h = (member.send_at - now.timestamp()) / 3600.0
+        member_vector = member.rows[0, : ft.N_MEMBER]
+        fatigue = _fatigue_cost(member_vector, member.channel_index, config)
+        if request.trigger.transactional:
+            fatigue = np.zeros_like(fatigue)
+        expected = probability * value * (1.0 - config.delay_cost_per_hour * delay_h) - cost - fatigue
+    chosen, probabilities, explored = choose(expected, config, _rng(config, decision_id))
+    nothing = ChosenAction(kind="none")
+    intended = nothing
+    reasons: list[str] = []
+    if chosen > 0:
+        i = chosen - 1
+        offer = catalog.offers[int(member.offer_index[i])]
+        channel = ft.CHANNELS[int(member.channel_index[i])]
+        intended = ChosenAction(
+            kind="send", offer_id=offer.offer_id, channel=channel, topic=offer.topic.value,
+            send_at=float(member.send_at[i]), probability=float(probability[i]),
+            expected_value=float(expected[i]),
+        )
+        reasons = reasons_for(profile, offer, channel, request, now)
+    order = np.argsort(-expected)[:5] if len(expected) else []
+    top = [
+        {
+            "offer_id": catalog.offers[int(member.offer_index[i])].offer_id,
+            "channel": ft.CHANNELS[int(member.channel_index[i])],
+            "send_at": float(member.send_at[i]),
+            "p": round(float(probability[i]), 6),
+            "ev": round(float(expected[i]), 6),
+            "propensity": round(float(probabilities[i + 1]), 6),
+        }
+        for i in order
+    ]
+    return Decision(
+        decision_id=decision_id, member_id=profile.member_id, trigger=request.trigger.name,
+        cause_id=request.cause_id, decided_at=now.timestamp(), model_version=scorer.version,
+        variant=variant, holdout=member.holdout, transactional=request.trigger.transactional,
+        time_zone=profile.time_zone,
+        action=nothing if member.holdout else intended, intended=intended,
+        propensity=float(probabilities[chosen]),
+        exploration={"policy": config.exploration, "epsilon": config.epsilon,
+                     "temperature": config.temperature, "explored": explored,
+                     "actions": len(probabilities), "p_nothing": float(probabilities[0])},
+        candidates_considered=member.considered, candidates_allowed=len(member.offer_index),
+        rejected=dict(member.rejected), top=top, reasons=reasons,
+    )
+
+
+def local_time(epoch: float, time_zone: str) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC).astimezone(ZoneInfo(time_zone))
+
+
+def next_allowed(moment: datetime, time_zone: str, config: PolicyConfig) -> datetime:
+    """The first moment at or after `moment` outside quiet hours (for re-timing at dispatch)."""
+    local = moment.astimezone(ZoneInfo(time_zone))
+    for _ in range(48):
+        if not is_quiet_hour(local.hour, config):
+            return local.astimezone(UTC)
+        local = (local + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    return moment

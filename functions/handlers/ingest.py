@@ -1,0 +1,44 @@
+"""ingest: apply each member event to the member's profile exactly once, then hand the
+events that may trigger a message to decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from functions.dal.members import apply_to_stored_profile
+from functions.domain.events import SweepRequested
+from functions.domain.triggers import DEFAULT_TRIGGERS
+from functions.handlers.deps import deps
+from functions.handlers.sqs_batch import PoisonRecord, parse_envelope, run_batch
+from functions.observability import logger, metrics, tracer
+
+TRIGGERING_TYPES = frozenset(t.on for t in DEFAULT_TRIGGERS if not t.on.startswith("sweep:"))
+
+deps()  # build clients at cold start, reused by warm invocations
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> str:
+    detail_type, event, _ = parse_envelope(record.body)
+    if isinstance(event, SweepRequested):
+        raise PoisonRecord("sweep.requested is for decide, not ingest (check the rule patterns)")
+    changed = apply_to_stored_profile(event)
+    metrics.add_metric(name="EventsApplied" if changed else "DuplicateEvents", unit=MetricUnit.Count, value=1)
+    if detail_type in TRIGGERING_TYPES:
+        # Forwarded even for a duplicate: decide's decision id is deterministic, so a
+        # redelivery cannot cause a second message, and a crash after the profile write
+        # cannot lose the trigger.
+        d = deps()
+        d.clients.sqs.send_message(QueueUrl=d.settings.decide_queue_url, MessageBody=record.body)
+    return "applied" if changed else "duplicate"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    d = deps()
+    return run_batch(event, context, record_handler, d.clients.sqs, d.settings.dlq_url, "ingest")
