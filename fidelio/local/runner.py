@@ -6,6 +6,7 @@ EventBridge Scheduler (fire due one-time schedules, then delete them)."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import uuid
 from collections import Counter
@@ -19,6 +20,14 @@ from functions.dal.schedules import InvalidSchedule, parse_at
 from functions.handlers import deps as deps_module
 from functions.settings import settings_from_env
 from infra import spec
+
+
+def _source_of(body: str) -> str:
+    try:
+        envelope = json.loads(body)
+        return str(envelope.get("source", "?")) if isinstance(envelope, dict) else "?"
+    except ValueError:
+        return "?"
 
 
 @dataclass
@@ -43,6 +52,8 @@ class RunnerStats:
     invocations: Counter = field(default_factory=Counter)
     records: Counter = field(default_factory=Counter)
     failed_records: Counter = field(default_factory=Counter)
+    # (function, event source) of every record delivered, for the accounting identity
+    sources: Counter = field(default_factory=Counter)
     schedules_fired: int = 0
 
 
@@ -100,6 +111,8 @@ class LocalRunner:
         if not messages:
             return 0
         event = {"Records": [self._record(m, fn.queue) for m in messages]}
+        for message in messages:
+            self.stats.sources[(fn.logical_name, _source_of(message["Body"]))] += 1
         handler = self._handler(fn)
         deps_module.use(self._deps[fn.logical_name])
         self.stats.invocations[fn.logical_name] += 1

@@ -116,6 +116,7 @@ def create_resources(endpoint: str, names: spec.Names | None = None) -> LocalSta
     """Create every resource of the stack on the moto server at `endpoint`."""
     stack = LocalStack(endpoint=endpoint, names=names or spec.Names())
     n = stack.names
+    stack.data_bucket = f"{n.prefix}-data-local"
     dynamodb, sqs, events = stack.client("dynamodb"), stack.client("sqs"), stack.client("events")
     for table in spec.TABLES:
         _create_table(dynamodb, n.table(table.logical_name), table)
@@ -141,8 +142,9 @@ def create_resources(endpoint: str, names: spec.Names | None = None) -> LocalSta
         events.put_targets(Rule=n.rule(queue.logical_name), EventBusName=n.bus,
                            Targets=[{"Id": queue.logical_name, "Arn": stack.queue_arns[queue.logical_name]}])
     ses = stack.client("sesv2")
-    ses.create_email_identity(EmailIdentity=SENDER)
-    stack.client("ses").verify_email_identity(EmailAddress=SENDER)
+    if SENDER not in {i["IdentityName"] for i in ses.list_email_identities().get("EmailIdentities", [])}:
+        ses.create_email_identity(EmailIdentity=SENDER)
+        stack.client("ses").verify_email_identity(EmailAddress=SENDER)
     ses.create_configuration_set(ConfigurationSetName=n.ses_configuration_set)
     sns = stack.client("sns")
     stack.ses_events_topic_arn = sns.create_topic(Name=n.ses_events_topic)["TopicArn"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import string
 from dataclasses import dataclass
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -14,6 +15,7 @@ from functions.domain.decision import Decision
 from functions.domain.offers import Offer
 from functions.domain.profile import MemberProfile
 
+_POLICY = email_policy.SMTP.clone(max_line_length=998)
 DEFAULT_SUBJECT = "{offer_title}"
 DEFAULT_BODY = "Hi {first_name}, {offer_title}. Because {reason}."
 
@@ -58,7 +60,9 @@ def render(offer: Offer, profile: MemberProfile, decision: Decision, channel: st
 def build_email(message: RenderedMessage, sender: str, recipient: str, unsubscribe_url: str,
                 unsubscribe_mailto: str | None = None) -> bytes:
     """Raw MIME with RFC 8058 one-click unsubscribe headers."""
-    mail = EmailMessage()
+    # Long header lines (the signed unsubscribe URL) must stay plain ASCII, never RFC 2047
+    # encoded words, or mailbox providers cannot read List-Unsubscribe.
+    mail = EmailMessage(policy=_POLICY)
     mail["From"] = sender
     mail["To"] = recipient
     mail["Subject"] = message.subject
