@@ -37,8 +37,10 @@ class PriorScorer:
 
     version = "prior-1"
 
+    _col = {name: i for i, name in enumerate(ft.FEATURE_NAMES)}
+
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        col = {name: i for i, name in enumerate(ft.FEATURE_NAMES)}
+        col = self._col
         click = rows[:, col["channel_click_rate"]]
         share = rows[:, col["offer_category_share"]]
         hour = np.clip(rows[:, col["hour_affinity"]], 0.2, 3.0)
@@ -214,6 +216,7 @@ def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog
     quiet = np.array([is_quiet_hour(int(h), config) for h in local_hours])
     offers_idx, channels_idx, times = [], [], []
     considered = 0
+    cap_by_topic_slot: dict[tuple[str, int], str | None] = {}  # caps depend on topic and time only
     if not conditions_hold(trigger, profile, now):
         rejected["trigger_conditions"] += 1
     else:
@@ -238,7 +241,10 @@ def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog
                         if quiet[s_index]:
                             rejected["quiet_hours"] += 1
                             continue
-                        reason = cap_guardrail(profile, offer.topic.value, float(slot), config)
+                        key = (offer.topic.value, s_index)
+                        if key not in cap_by_topic_slot:
+                            cap_by_topic_slot[key] = cap_guardrail(profile, key[0], float(slot), config)
+                        reason = cap_by_topic_slot[key]
                         if reason:
                             rejected[reason] += 1
                             continue
