@@ -214,9 +214,13 @@ def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog
     slots = send_slots(now, config.slot_hours)
     local_hours = ft.local_hour_of_week(slots, profile.time_zone) % 24
     quiet = np.array([is_quiet_hour(int(h), config) for h in local_hours])
-    offers_idx, channels_idx, times = [], [], []
+    offers_idx: list[np.ndarray] = []
+    channels_idx: list[np.ndarray] = []
+    times: list[np.ndarray] = []
     considered = 0
-    cap_by_topic_slot: dict[tuple[str, int], str | None] = {}  # caps depend on topic and time only
+    # Quiet hours and caps depend on the slot and topic only: one mask per topic.
+    allowed_by_topic: dict[str, np.ndarray] = {}
+    n_slots = len(slots)
     if not conditions_hold(trigger, profile, now):
         rejected["trigger_conditions"] += 1
     else:
@@ -225,37 +229,39 @@ def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog
                 continue
             reason = offer_guardrail(profile, offer, now, config, budget_left)
             channels = [c.value for c in offer.channels]
+            considered += len(channels) * n_slots
             if reason:
-                considered += len(channels) * len(slots)
-                rejected[reason] += len(channels) * len(slots)
+                rejected[reason] += len(channels) * n_slots
                 continue
+            topic = offer.topic.value
+            if trigger.transactional:
+                mask = np.ones(n_slots, dtype=bool)
+            else:
+                if topic not in allowed_by_topic:
+                    caps = [None if quiet[i] else cap_guardrail(profile, topic, float(slots[i]), config)
+                            for i in range(n_slots)]
+                    allowed_by_topic[topic] = np.array([not quiet[i] and caps[i] is None for i in range(n_slots)])
+                    allowed_by_topic[f"{topic}:reasons"] = np.array(
+                        ["quiet_hours" if quiet[i] else (caps[i] or "") for i in range(n_slots)])
+                mask = allowed_by_topic[topic]
             for channel in channels:
-                considered += len(slots)
-                reason = channel_guardrail(profile, channel, offer.topic.value, trigger.transactional)
+                reason = channel_guardrail(profile, channel, topic, trigger.transactional)
                 if reason:
-                    rejected[reason] += len(slots)
+                    rejected[reason] += n_slots
                     continue
-                c_index = ft.CHANNELS.index(channel)
-                for s_index, slot in enumerate(slots):
-                    if not trigger.transactional:
-                        if quiet[s_index]:
-                            rejected["quiet_hours"] += 1
-                            continue
-                        key = (offer.topic.value, s_index)
-                        if key not in cap_by_topic_slot:
-                            cap_by_topic_slot[key] = cap_guardrail(profile, key[0], float(slot), config)
-                        reason = cap_by_topic_slot[key]
-                        if reason:
-                            rejected[reason] += 1
-                            continue
-                    offers_idx.append(o_index)
-                    channels_idx.append(c_index)
-                    times.append(slot)
+                if not trigger.transactional:
+                    for slot_reason in allowed_by_topic[f"{topic}:reasons"][~mask]:
+                        rejected[str(slot_reason)] += 1
+                allowed = slots[mask]
+                offers_idx.append(np.full(len(allowed), o_index, dtype=np.int64))
+                channels_idx.append(np.full(len(allowed), ft.CHANNELS.index(channel), dtype=np.int64))
+                times.append(allowed)
     return _MemberCandidates(
         request=request, profile=profile, holdout=holdout,
-        offer_index=np.asarray(offers_idx, dtype=np.int64),
-        channel_index=np.asarray(channels_idx, dtype=np.int64),
-        send_at=np.asarray(times, dtype=np.float64), rejected=rejected, considered=considered,
+        offer_index=np.concatenate(offers_idx) if offers_idx else np.zeros(0, dtype=np.int64),
+        channel_index=np.concatenate(channels_idx) if channels_idx else np.zeros(0, dtype=np.int64),
+        send_at=np.concatenate(times) if times else np.zeros(0, dtype=np.float64),
+        rejected=rejected, considered=considered,
     )
 
 

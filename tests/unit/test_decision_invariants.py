@@ -77,7 +77,7 @@ def test_marketing_decisions_respect_every_guardrail(members, hour, trigger, exp
     for decision in decisions:
         profile = profiles[decision.member_id]
         assert 0 < decision.propensity <= 1
-        assert abs(decision.exploration["p_nothing"] + sum(t["propensity"] for t in decision.top) - 1) < 1e-9 \
+        assert abs(decision.exploration["p_nothing"] + sum(t["propensity"] for t in decision.top) - 1) < 1e-5 \
             or decision.candidates_allowed > len(decision.top)
         if in_holdout(decision.member_id, config.holdout_share, config.holdout_salt):
             assert decision.holdout and not decision.sends
