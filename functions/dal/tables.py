@@ -101,8 +101,17 @@ ALL_MODELS: dict[str, type[Model]] = {
 }
 
 
+_bound: tuple[str | None, ...] | None = None
+
+
 def bind_tables(settings: Settings) -> None:
-    """Point every model at the settings' tables and endpoint (drops cached connections)."""
+    """Point every model at the settings' tables and endpoint (drops cached connections,
+    only when something changed: a new connection costs a botocore client)."""
+    global _bound
+    wanted = (settings.region, settings.endpoint_url, *(getattr(settings, f) for f in ALL_MODELS))
+    if wanted == _bound:
+        return
+    _bound = wanted
     for field_name, model in ALL_MODELS.items():
         meta: Any = model.Meta
         meta.table_name = getattr(settings, field_name)
