@@ -1,0 +1,371 @@
+"""The four Lambda functions of spec.FUNCTIONS: code, layers, environment, triggers and
+one least-privilege role each, built from grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
+from constructs import Construct
+
+from functions.settings import Settings, env_var, settings_from_env
+from infra import constants, spec
+from infra.constructs.acknowledgments import acknowledge, nag_resource
+from infra.constructs.queues import WorkQueues
+from infra.constructs.scheduling import SendScheduling
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+NON_RESOURCE_SETTINGS = constants.NON_RESOURCE_SETTINGS
+SECRET_SETTINGS = constants.SECRET_SETTINGS
+LINK_SIGNING_FUNCTIONS = constants.LINK_SIGNING_FUNCTIONS
+LINK_SIGNING_KEY_ID = constants.LINK_SIGNING_KEY_ID
+
+
+@dataclass(frozen=True)
+class LambdaAssets:
+    """Directories written by `python -m infra.bundle` (or placeholders in tests)."""
+
+    code_dir: Path
+    core_layer_dir: Path  # holds python/: powertools (+X-Ray SDK), pydantic, pynamodb, numpy
+    ml_layer_dir: Path  # holds python/: onnxruntime and its small dependencies
+
+    @classmethod
+    def from_build_dir(cls, build_dir: Path) -> LambdaAssets:
+        return cls(
+            code_dir=build_dir / constants.CODE_DIR,
+            core_layer_dir=build_dir / constants.CORE_LAYER_DIR,
+            ml_layer_dir=build_dir / constants.ML_LAYER_DIR,
+        )
+
+
+@dataclass(frozen=True)
+class FunctionResources:
+    """What the functions read, write and call (created by the other constructs)."""
+
+    key: kms.IKey
+    tables: dict[str, dynamodb.TableV2]
+    queues: WorkQueues
+    bus: events.EventBus
+    data_bucket: s3.Bucket
+    scheduling: SendScheduling
+    configuration_set: ses.IConfigurationSet
+    sender_email: str
+    unsubscribe_base_url: str
+    log_level: str
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: spec.Names,
+        assets: LambdaAssets,
+        resources: FunctionResources,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._names = names
+        self._resources = resources
+        self.core_layer = lambda_.LayerVersion(
+            self,
+            "CoreLayer",
+            code=lambda_.Code.from_asset(str(assets.core_layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="aws-lambda-powertools, aws-xray-sdk, pydantic, pynamodb, numpy "
+            "(boto3 from the runtime)",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.ml_layer = lambda_.LayerVersion(
+            self,
+            "MlLayer",
+            code=lambda_.Code.from_asset(str(assets.ml_layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="onnxruntime for in-process model scoring",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # HMAC key for the one-click unsubscribe links (RFC 8058) dispatch puts in every email.
+        self.link_signing_secret = secretsmanager.Secret(
+            self,
+            "LinkSigningKey",
+            description="Fidelio: HMAC key signing unsubscribe and preference links",
+            encryption_key=resources.key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.link_signing_secret,
+            "AwsSolutions-SMG4",
+            "The key signs unsubscribe links that stay valid in members' inboxes for 60 days; "
+            "a scheduled rotation would silently break every link already sent. It is rotated "
+            "by hand (new secret value, then deploy) when that trade-off is acceptable or after "
+            "a compromise, as docs/infrastructure.md describes.",
+        )
+        code = lambda_.Code.from_asset(str(assets.code_dir))
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        for function_spec in spec.FUNCTIONS:
+            self.functions[function_spec.logical_name] = self._function(function_spec, code)
+        self._grant_ingest(self.functions["ingest"])
+        self._grant_decide(self.functions["decide"])
+        self._grant_dispatch(self.functions["dispatch"])
+        self._grant_feedback(self.functions["feedback"])
+        self._acknowledge_findings()
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def environment(self, function_spec: spec.FunctionSpec) -> dict[str, str]:
+        """Every resource-naming Settings field, set from the real resource."""
+        r = self._resources
+        values: dict[str, str] = {
+            env_var(f"{name}_table"): table.table_name for name, table in r.tables.items()
+        }
+        values |= {
+            env_var("bus_name"): r.bus.event_bus_name,
+            env_var("decide_queue_url"): r.queues["decide"].queue.queue_url,
+            env_var("dispatch_queue_url"): r.queues["dispatch"].queue.queue_url,
+            env_var("dispatch_queue_arn"): r.queues["dispatch"].queue.queue_arn,
+            env_var("schedule_group"): r.scheduling.group.schedule_group_name,
+            env_var("scheduler_role_arn"): r.scheduling.role.role_arn,
+            env_var("ses_configuration_set"): r.configuration_set.configuration_set_name,
+            env_var("sender_email"): r.sender_email,
+            env_var("data_bucket"): r.data_bucket.bucket_name,
+            env_var("unsubscribe_base_url"): r.unsubscribe_base_url,
+            env_var("model_dir"): f"{constants.LAMBDA_TASK_ROOT}/model_artifacts/offers",
+            env_var("dlq_url"): (r.queues[function_spec.queue].dlq.queue_url if function_spec.queue else ""),
+            "POWERTOOLS_SERVICE_NAME": f"{self._names.prefix}-{function_spec.logical_name}",
+            "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": r.log_level,
+        }
+        if function_spec.logical_name in LINK_SIGNING_FUNCTIONS:
+            # A CloudFormation dynamic reference: the key never appears in the template.
+            values[env_var("link_signing_keys")] = Fn.join(
+                "", [f"{LINK_SIGNING_KEY_ID}:", self.link_signing_secret.secret_value.unsafe_unwrap()]
+            )
+        _check_covers_settings(values, secrets=function_spec.logical_name in LINK_SIGNING_FUNCTIONS)
+        return values
+
+    def _function(self, function_spec: spec.FunctionSpec, code: lambda_.Code) -> lambda_.Function:
+        name = function_spec.logical_name
+        log_group = logs.LogGroup(
+            self,
+            f"{name}-logs",
+            retention=logs.RetentionDays.ONE_MONTH,  # constants.LOG_RETENTION_DAYS
+            encryption_key=self._resources.key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # An explicit role (no AWSLambdaBasicExecutionRole managed policy): logs go to the
+        # one group above, everything else comes from the grants below.
+        role = iam.Role(
+            self,
+            f"{name}-role",
+            description=f"Fidelio {name} function",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        log_group.grants.write(role)
+        self.roles[name] = role
+        layers: list[lambda_.ILayerVersion] = [self.core_layer]
+        if function_spec.needs_model:
+            layers.append(self.ml_layer)
+        function = lambda_.Function(
+            self,
+            name,
+            description=f"Fidelio {name}: {function_spec.handler}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=function_spec.handler,
+            code=code,
+            layers=layers,
+            memory_size=function_spec.memory_mb,
+            timeout=Duration.seconds(function_spec.timeout_s),
+            reserved_concurrent_executions=function_spec.reserved_concurrency,
+            environment=self.environment(function_spec),
+            environment_encryption=self._resources.key,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+        )
+        if function_spec.queue is not None:
+            queue_spec = spec.queue_spec(function_spec.queue)
+            # A permanently invalid record goes straight to the DLQ, with its reason.
+            self._resources.queues[function_spec.queue].dlq.grants.send_messages(function)
+            function.add_event_source(
+                event_sources.SqsEventSource(
+                    self._resources.queues[function_spec.queue].queue,
+                    batch_size=queue_spec.batch_size,
+                    max_batching_window=Duration.seconds(queue_spec.max_batching_window_s),
+                    report_batch_item_failures=True,
+                    # With reserved concurrency, cap the pollers at the same number:
+                    # otherwise throttled batches count as receives and end up in the DLQ.
+                    max_concurrency=(
+                        max(2, function_spec.reserved_concurrency)
+                        if function_spec.reserved_concurrency
+                        else None
+                    ),
+                )
+            )
+        return function
+
+    # -- least privilege, per function ------------------------------------------------------
+
+    def _grant_ingest(self, function: lambda_.Function) -> None:
+        r = self._resources
+        r.tables["members"].grants.read_write_data(function)
+        r.tables["idempotency"].grants.read_write_data(function)
+        r.queues["decide"].queue.grants.send_messages(function)  # hands triggers to decide
+
+    def _grant_decide(self, function: lambda_.Function) -> None:
+        r = self._resources
+        r.tables["members"].grants.read_data(function)  # BatchGet, and Scan for sweeps
+        r.tables["offers"].grants.read_data(function)
+        r.tables["decisions"].grants.read_write_data(function)
+        r.tables["ledger"].grants.read_write_data(function)
+        r.queues["dispatch"].queue.grants.send_messages(function)  # send now
+        self._grant_schedule_sends(function)  # send later
+        r.data_bucket.grants.put(function, "decisions/*")  # the training archive
+
+    def _grant_dispatch(self, function: lambda_.Function) -> None:
+        r = self._resources
+        stack = Stack.of(self)
+        r.tables["members"].grants.read_data(function)
+        r.tables["offers"].grants.read_data(function)  # renders the chosen offer
+        r.tables["decisions"].grants.read_write_data(function)  # the send claim and status
+        r.tables["ledger"].grants.read_write_data(function)
+        sender_domain = r.sender_email.rsplit("@", 1)[-1]
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["ses:SendEmail", "ses:SendRawEmail"],
+            resource_arns=[
+                # The sender may be verified as an address or through its domain.
+                stack.format_arn(service="ses", resource="identity", resource_name=r.sender_email),
+                stack.format_arn(service="ses", resource="identity", resource_name=sender_domain),
+                stack.format_arn(
+                    service="ses",
+                    resource="configuration-set",
+                    resource_name=r.configuration_set.configuration_set_name,
+                ),
+            ],
+        )
+        # Mobile push to platform endpoints and SMS to phone numbers: an SMS publish has no
+        # resource ARN, so IAM only accepts "*" for it (acknowledged in FidelioStack).
+        iam.Grant.add_to_principal(grantee=function, actions=["sns:Publish"], resource_arns=["*"])
+        # A send falling in quiet hours is moved to the next allowed time; a schedule whose
+        # send was taken early is removed.
+        self._grant_schedule_sends(function)
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["scheduler:DeleteSchedule"],
+            resource_arns=[r.scheduling.schedule_arns()],
+        )
+        r.bus.grants.actions(function, ["events:PutEvents"])  # notification.sent, for fatigue counting
+
+    def _grant_feedback(self, function: lambda_.Function) -> None:
+        r = self._resources
+        r.tables["decisions"].grants.read_write_data(function)  # outcomes joined to decisions
+        r.tables["ledger"].grants.read_write_data(function)
+        r.bus.grants.actions(function, ["events:PutEvents"])  # notification.delivered/opened/...
+
+    def _grant_schedule_sends(self, function: lambda_.Function) -> None:
+        """One-time schedules in Fidelio's group only, run as the scheduler role."""
+        scheduling = self._resources.scheduling
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["scheduler:CreateSchedule"],
+            resource_arns=[scheduling.schedule_arns()],
+        )
+        scheduling.role.grant_pass_role(function.grant_principal)
+
+    # -- what cdk-nag flags, and why it stays ----------------------------------------------------
+
+    def _acknowledge_findings(self) -> None:
+        r = self._resources
+        index_arns = nag_resource(self, f"{r.tables['decisions'].table_arn}/index/*")
+        schedule_arns = nag_resource(self, r.scheduling.schedule_arns())
+        archive_objects = nag_resource(self, f"{r.data_bucket.bucket_arn}/decisions/*")
+        for name, role in self.roles.items():
+            acknowledge(
+                self.functions[name],
+                "AwsSolutions-L1",
+                "Python 3.13 on purpose: the layers (numpy, onnxruntime, pydantic-core wheels) "
+                "and their precompiled bytecode are built for cp313 by infra/bundle.py; moving "
+                "to a newer runtime is a deliberate rebuild-and-test, not a drift to follow.",
+            )
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    f"{action} comes from CDK grants on SSE-KMS tables/queues/bucket and is "
+                    "scoped to the one Fidelio key's ARN: the wildcard covers the variants of "
+                    "that operation (e.g. WithoutPlaintext), never another key.",
+                )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "Resource '*' here only carries xray:PutTraceSegments and "
+                "xray:PutTelemetryRecords (active tracing), which have no resource-level "
+                "permissions"
+                + (
+                    ", and sns:Publish: an SMS publish goes to a phone number, which has no "
+                    "ARN, so IAM only accepts '*' for it; push endpoints are created per "
+                    "member device and are not known at deploy time."
+                    if name == "dispatch"
+                    else "."
+                ),
+            )
+            if name in ("decide", "dispatch", "feedback"):
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::{index_arns}]",
+                    "Added by the read/write grant on the decisions table: its GSI "
+                    "(by_member) is queried for a member's decision history; the wildcard is "
+                    "limited to that one table's indexes.",
+                )
+            if name in ("decide", "dispatch"):
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::{schedule_arns}]",
+                    "Schedules are created at run time, one per scheduled send, named after "
+                    "the decision id: the wildcard is limited to schedules of Fidelio's own "
+                    "schedule group.",
+                )
+        decide_role = self.roles["decide"]
+        acknowledge(
+            decide_role,
+            f"AwsSolutions-IAM5[Resource::{archive_objects}]",
+            "decide writes one JSON-lines object per batch under decisions/date=YYYY-MM-DD/ "
+            "(keys are content hashes): writes are limited to that prefix of the data bucket.",
+        )
+        acknowledge(
+            decide_role,
+            "AwsSolutions-IAM5[Action::s3:Abort*]",
+            "From the bucket's put grant (s3:AbortMultipartUpload, for uploads the SDK splits), "
+            "limited to the decisions/ prefix of the data bucket.",
+        )
+
+
+def _check_covers_settings(values: dict[str, str], *, secrets: bool) -> None:
+    """Fail synth when a Settings field that names a resource is left to its default."""
+    resource_fields = set(Settings.model_fields) - NON_RESOURCE_SETTINGS
+    if not secrets:
+        resource_fields -= SECRET_SETTINGS
+    missing = sorted(field for field in resource_fields if env_var(field) not in values)
+    if missing:
+        raise ValueError(f"function environment does not set Settings fields {missing}")
+    settings_from_env(values)  # the names parse as the functions will parse them

@@ -1,0 +1,146 @@
+"""Each Lambda function is built as spec.FUNCTIONS says, triggered by its queue, and
+configured through the same Settings the handlers read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.settings import Settings, env_var
+from infra import constants, spec
+from infra.constants import LINK_SIGNING_FUNCTIONS, NON_RESOURCE_SETTINGS
+from tests.infrastructure.cfn_template import ref_id, resources_of
+
+
+def test_functions_run_the_spec_handler_on_python_313_arm(
+    template_json: dict[str, Any], function_ids: dict[str, str]
+) -> None:
+    for function_spec in spec.FUNCTIONS:
+        properties = template_json["Resources"][function_ids[function_spec.logical_name]]["Properties"]
+        # Given a function of the spec
+        # Then runtime, architecture, handler and sizing are the spec's
+        assert properties["Runtime"] == "python3.13"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["Handler"] == function_spec.handler
+        assert properties["MemorySize"] == function_spec.memory_mb
+        assert properties["Timeout"] == function_spec.timeout_s
+        assert properties.get("ReservedConcurrentExecutions") == function_spec.reserved_concurrency
+        # and it is traced
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_dispatch_concurrency_is_capped_to_protect_sending_quotas(
+    template_json: dict[str, Any], function_ids: dict[str, str]
+) -> None:
+    # Given dispatch, the only function that talks to SES/SNS
+    dispatch = template_json["Resources"][function_ids["dispatch"]]["Properties"]
+    # Then its reserved concurrency bounds the send rate
+    dispatch_spec = next(f for f in spec.FUNCTIONS if f.logical_name == "dispatch")
+    assert dispatch_spec.reserved_concurrency
+    assert dispatch["ReservedConcurrentExecutions"] == dispatch_spec.reserved_concurrency
+    # and its queue's pollers never exceed it (throttled batches would count as receives
+    # and reach the DLQ)
+    (mapping,) = [
+        m["Properties"]
+        for m in resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
+        if ref_id(m["Properties"]["FunctionName"]) == function_ids["dispatch"]
+    ]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] <= dispatch["ReservedConcurrentExecutions"]
+
+
+def test_each_function_consumes_its_queue_with_partial_batch_failures(
+    template_json: dict[str, Any],
+    function_ids: dict[str, str],
+    queue_ids: dict[str, tuple[str, str]],
+) -> None:
+    mappings = [
+        m["Properties"] for m in resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
+    ]
+    for function_spec in spec.FUNCTIONS:
+        assert function_spec.queue is not None
+        queue_spec = spec.queue_spec(function_spec.queue)
+        # Given the mapping that feeds the function
+        (mapping,) = [
+            m for m in mappings if ref_id(m["FunctionName"]) == function_ids[function_spec.logical_name]
+        ]
+        # Then it reads the function's queue, in the spec's batches
+        assert ref_id(mapping["EventSourceArn"]) == queue_ids[function_spec.queue][0]
+        assert mapping["BatchSize"] == queue_spec.batch_size
+        assert mapping["MaximumBatchingWindowInSeconds"] == queue_spec.max_batching_window_s
+        # and a failed record is retried alone, not with its whole batch
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_every_resource_setting_is_set_from_the_real_resource(
+    template_json: dict[str, Any],
+    function_ids: dict[str, str],
+    table_ids: dict[str, str],
+    queue_ids: dict[str, tuple[str, str]],
+) -> None:
+    resource_fields = set(Settings.model_fields) - NON_RESOURCE_SETTINGS
+    for function_spec in spec.FUNCTIONS:
+        name = function_spec.logical_name
+        variables = template_json["Resources"][function_ids[name]]["Properties"]["Environment"]["Variables"]
+        # Given the environment of a function
+        # Then every Settings field naming a resource is set (secrets only where used)
+        expected = (
+            resource_fields if name in LINK_SIGNING_FUNCTIONS else resource_fields - {"link_signing_keys"}
+        )
+        missing = sorted(f for f in expected if env_var(f) not in variables)
+        assert not missing, f"{name} leaves {missing} to their defaults"
+        # and the values point at this stack's resources
+        for table, table_id in table_ids.items():
+            assert ref_id(variables[env_var(f"{table}_table")]) == table_id
+        assert ref_id(variables[env_var("decide_queue_url")]) == queue_ids["decide"][0]
+        assert ref_id(variables[env_var("dispatch_queue_url")]) == queue_ids["dispatch"][0]
+        assert ref_id(variables[env_var("dispatch_queue_arn")]) == queue_ids["dispatch"][0]
+        assert function_spec.queue is not None
+        assert ref_id(variables[env_var("dlq_url")]) == queue_ids[function_spec.queue][1]
+        assert variables[env_var("schedule_group")] == spec.Names().schedule_group
+        # and Powertools is configured for the service
+        assert variables["POWERTOOLS_SERVICE_NAME"] == f"fidelio-{name}"
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Fidelio"
+        assert variables["POWERTOOLS_LOG_LEVEL"] == constants.DEFAULT_LOG_LEVEL
+
+
+def test_the_link_signing_key_never_appears_in_the_template(
+    template_json: dict[str, Any], function_ids: dict[str, str]
+) -> None:
+    (secret_id,) = resources_of(template_json, "AWS::SecretsManager::Secret")
+    variables = template_json["Resources"][function_ids["dispatch"]]["Properties"]["Environment"]["Variables"]
+    # Given dispatch's signing keys
+    value = variables[env_var("link_signing_keys")]
+    # Then they are a dynamic reference to the generated secret, resolved at deploy time
+    assert value == {
+        "Fn::Join": ["", ["k1:{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
+    }
+
+
+def test_only_decide_carries_the_model_runtime_layer(
+    template_json: dict[str, Any], function_ids: dict[str, str], stack: Any
+) -> None:
+    layers = resources_of(template_json, "AWS::Lambda::LayerVersion")
+    core = next(i for i, layer in layers.items() if "pydantic" in layer["Properties"]["Description"])
+    ml = next(i for i, layer in layers.items() if "onnxruntime" in layer["Properties"]["Description"])
+    for function_spec in spec.FUNCTIONS:
+        properties = template_json["Resources"][function_ids[function_spec.logical_name]]["Properties"]
+        # Given a function's layers
+        attached = [ref_id(layer) for layer in properties["Layers"]]
+        # Then every function has the core layer and only model scorers the ML one
+        assert attached == ([core, ml] if function_spec.needs_model else [core])
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_function_logs_are_kept_a_month_encrypted_in_their_own_group(
+    template_json: dict[str, Any], function_ids: dict[str, str]
+) -> None:
+    (key_id,) = resources_of(template_json, "AWS::KMS::Key")
+    for name, function_id in function_ids.items():
+        properties = template_json["Resources"][function_id]["Properties"]
+        group_id = ref_id(properties["LoggingConfig"]["LogGroup"])
+        group = template_json["Resources"][group_id]["Properties"]
+        assert group["RetentionInDays"] == constants.LOG_RETENTION_DAYS, name
+        assert ref_id(group["KmsKeyId"]) == key_id, name
+        # and the environment (which holds a secret for dispatch) is encrypted with it too
+        assert ref_id(properties["KmsKeyArn"]) == key_id, name
