@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,10 @@ class LocalRunner:
             clients = clients or AwsClients(settings)
             self._deps[fn.logical_name] = deps_module.Dependencies(settings=settings, clients=clients)
         self._functions = [fn for fn in spec.FUNCTIONS if fn.queue]
+        # schedule name -> (due, target arn, input, delete after) — a one-time schedule never changes
+        self._schedules: dict[str, tuple[Any, str, str, bool] | None] = {}
+        # Called with (function, messages) after each batch: lets a caller observe the flow.
+        self.on_records: Callable[[str, list[dict[str, Any]]], None] | None = None
 
     def _handler(self, fn: spec.FunctionSpec) -> Any:
         if fn.logical_name not in self._handlers:
@@ -122,13 +127,18 @@ class LocalRunner:
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:
             failed = {m["MessageId"] for m in messages}  # the whole batch is retried
-        for message in messages:
-            if message["MessageId"] in failed:
-                self.stats.failed_records[fn.logical_name] += 1
-                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                   VisibilityTimeout=0)
-            else:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        done = [m for m in messages if m["MessageId"] not in failed]
+        retry = [m for m in messages if m["MessageId"] in failed]
+        self.stats.failed_records[fn.logical_name] += len(retry)
+        if done:
+            self.sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+        if retry:  # visible again at once: the redrive policy counts the receives
+            self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(retry)])
+        if self.on_records is not None:
+            self.on_records(fn.logical_name, messages)
         return len(messages)
 
     def fire_due_schedules(self) -> int:
@@ -149,17 +159,24 @@ class LocalRunner:
             if not paginator_token:
                 break
         for name in names:
-            schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
-            try:
-                due = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone", "UTC"))
-            except InvalidSchedule:
+            if name not in self._schedules:
+                schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+                try:
+                    due = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone", "UTC"))
+                except InvalidSchedule:
+                    self._schedules[name] = None
+                    continue
+                target = schedule["Target"]
+                self._schedules[name] = (due, target["Arn"], target.get("Input", "{}"),
+                                         schedule.get("ActionAfterCompletion", "NONE") == "DELETE")
+            cached = self._schedules[name]
+            if cached is None or cached[0] > now:
                 continue
-            if due > now:
-                continue
-            target = schedule["Target"]
-            self.sqs.send_message(QueueUrl=arn_to_url[target["Arn"]], MessageBody=target.get("Input", "{}"))
-            if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
+            _, arn, body, delete = cached
+            self.sqs.send_message(QueueUrl=arn_to_url[arn], MessageBody=body)
+            if delete:
                 self.scheduler.delete_schedule(Name=name, GroupName=group)
+                del self._schedules[name]
             fired += 1
         self.stats.schedules_fired += fired
         return fired

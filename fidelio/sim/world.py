@@ -367,6 +367,13 @@ class World:
             violation=violation,
         )
 
+    def active_peak_hour(self, member_id: str) -> float:
+        """The member's hidden peak local hour (truth, for reports only)."""
+        index = index_of(member_id)
+        if index is None or index >= len(self._traits):
+            raise KeyError(member_id)
+        return float(self._traits[index].peak_hour)
+
     def relevance(self, member_id: str, offer_id: str | None, at: datetime) -> float:
         """Hidden relevance (0..1, 0.5 = average) of an offer for a member: truth, for analysis."""
         index, traits, state = self._member(member_id)

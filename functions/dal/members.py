@@ -15,7 +15,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from functions.dal.tables import MemberRecord
 from functions.domain.profile import MemberProfile, apply_event, new_profile
 
-RECENT_EVENT_IDS = 300
+RECENT_EVENT_IDS = 200
 MAX_ATTEMPTS = 8
 
 
@@ -46,13 +46,14 @@ def apply_to_stored_profile(event: Any) -> bool:
             record = MemberRecord.get(event.member_id, consistent_read=True)
             profile = MemberProfile.model_validate(record.profile)
         except DoesNotExist:
-            record = MemberRecord(event.member_id, recent_event_ids=[])
+            record = MemberRecord(event.member_id, recent_events="")
             profile = new_profile(event.member_id)
-        if event.event_id in (record.recent_event_ids or []):
+        recent = (record.recent_events or "").split()
+        if event.event_id in recent:
             return False
         apply_event(profile, event)
         record.profile = profile.model_dump(mode="json")
-        record.recent_event_ids = [*(record.recent_event_ids or []), event.event_id][-RECENT_EVENT_IDS:]
+        record.recent_events = " ".join([*recent, event.event_id][-RECENT_EVENT_IDS:])
         record.updated_at = int(time.time())
         try:
             record.save()  # conditional on the version read (VersionAttribute)
@@ -80,3 +81,23 @@ def save_scores(member_id: str, churn_risk: float, clv: float, at: float) -> Non
             if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
                 raise
     raise ProfileConflict(f"profile {member_id} changed {MAX_ATTEMPTS} times while saving scores")
+
+
+def import_history(events: Iterable[Any]) -> int:
+    """Backfill: build each member's profile by replaying their past events with the same
+    `apply_event` as ingest, and write the profiles in bulk (for onboarding a program with
+    years of history, where pushing every old event through the bus would be slow and
+    pointless). Returns the number of profiles written. Existing profiles are replaced."""
+    by_member: dict[str, list[Any]] = {}
+    for event in events:
+        by_member.setdefault(event.member_id, []).append(event)
+    with MemberRecord.batch_write() as batch:
+        for member_id, history in by_member.items():
+            ordered = sorted(history, key=lambda e: (e.occurred_at, e.event_id))
+            profile = new_profile(member_id)
+            for event in ordered:
+                apply_event(profile, event)
+            batch.save(MemberRecord(member_id, profile=profile.model_dump(mode="json"),
+                                    recent_events=" ".join(e.event_id for e in ordered[-RECENT_EVENT_IDS:]),
+                                    updated_at=int(time.time())))
+    return len(by_member)

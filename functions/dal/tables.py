@@ -29,7 +29,9 @@ class MemberRecord(Model):
 
     member_id = UnicodeAttribute(hash_key=True)
     profile = JSONAttribute()
-    recent_event_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    # Ids of the last events applied, space-separated (event ids hold no spaces): one string
+    # is far cheaper to read and write than a list of hundreds of items.
+    recent_events = UnicodeAttribute(default="")
     updated_at = NumberAttribute(default=0)
     version = VersionAttribute()
 
