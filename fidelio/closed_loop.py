@@ -11,10 +11,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,7 @@ from functions.domain.decision import in_holdout
 from functions.domain.offers import Offer
 
 SOURCE = "fidelio.sim"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model_artifacts" / "offers"
 TARGET_POLICY = "greedy"  # the policy the off-policy estimators evaluate (no exploration)
 
 
@@ -39,6 +42,24 @@ def age_band(birth_year: int | None, now: datetime) -> str:
         if age < limit:
             return band
     return "65+"
+
+
+def _retrain(events: list[BaseModel], offers: list[Offer], serving: Path, work_dir: Path,
+             holdout_from: Any) -> dict[str, Any]:
+    """Train a challenger on the run's own log; promote it only through the gate."""
+    from fidelio import lifecycle
+    from fidelio.models.offers import NotEnoughData
+
+    member_events = [e for e in events if isinstance(e, ev.MemberEvent)]
+    try:
+        decision, card = lifecycle.retrain(member_events, offers, serving, work_dir, holdout_from,
+                                           f"closed-loop demo log: {len(member_events)} events")
+    except NotEnoughData as error:
+        return {"promoted": False, "reason": f"not retrained: {error}"}
+    if decision.promote:
+        lifecycle.promote(work_dir / "challenger", serving, work_dir / "previous")
+    return {"promoted": decision.promote, "reason": decision.reason, "gate": decision.as_dict(),
+            "challenger_metrics": card.get("metrics", {})}
 
 
 def greedy_action(top: list[dict[str, Any]]) -> int:
@@ -65,9 +86,13 @@ class LoopState:
     published: int = 0
 
 
-def run_closed_loop(config: SimConfig, offers: list[Offer], progress: Callable[[int], None] | None = None,
-                    retrain: Callable[[int, RunLog], dict[str, Any] | None] | None = None) -> RunLog:
-    """Run `config.days` days of the simulated program through the local stack."""
+def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
+                    progress: Callable[[int], None] | None = None, retrain_day: int | None = None,
+                    champion_dir: Path = DEFAULT_MODEL) -> RunLog:
+    """Run `config.days` days of the simulated program through the local stack.
+
+    On `retrain_day` (default: the middle of the run) a challenger is trained on what the run
+    has logged so far and served from then on only if it passes the gate."""
     from fidelio.local.runner import LocalRunner
     from fidelio.local.server import local_aws
     from functions import clock
@@ -84,8 +109,19 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], progress: Callable[[
     segments: dict[str, Segment] = {}
     holdout_of: dict[str, bool] = {}
 
+    from functions.handlers import decide as decide_handler
+
+    serving = work_dir / "serving"
+    if serving.exists():
+        shutil.rmtree(serving)
+    shutil.copytree(champion_dir, serving)
+    retrain_day = config.days // 2 if retrain_day is None else retrain_day
+    seen_events: list[BaseModel] = []
+
     with local_aws() as stack:
         runner = LocalRunner(stack)
+        runner.update_settings("decide", model_dir=str(serving))
+        decide_handler.reset_model()
         deps.use(runner._deps["decide"])
         replace_catalog(offers)
         sns = stack.client("sns")
@@ -138,6 +174,7 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], progress: Callable[[
                     continue
                 state.sent_seen.add(detail["decision_id"])
                 sent = ev.NotificationSent.model_validate(detail)
+                seen_events.append(sent)
                 deliver(sent)
 
         def deliver(sent: ev.NotificationSent) -> None:
@@ -224,6 +261,7 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], progress: Callable[[
                 todays = [e for e in todays if e.occurred_at >= start]
                 import_history(history)
                 backfilled = len(history)
+                seen_events.extend(history)
                 for event in history:
                     note_member_event(event)
             for event in todays:
@@ -249,12 +287,17 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], progress: Callable[[
                     batch.append(heapq.heappop(state.pending)[2])
                 for event in batch:
                     note_member_event(event)
+                seen_events.extend(batch)
                 if batch:
                     # Events of the hour are published at its end, as they happened during it.
                     clock.set_clock(lambda moment=hour_end: moment)
                     state.published += publish(events_client, stack.names.bus, batch, SOURCE)
                 runner.pump()
                 collect_decisions(hour_end)
+            if day + 1 == retrain_day:
+                log.model_versions.append(_retrain(seen_events, offers, serving, work_dir,
+                                                   world.day_start(max(1, day - 2)).date()))
+                decide_handler.reset_model()
             if progress:
                 progress(day)
         clock.set_clock(None)

@@ -82,6 +82,12 @@ class LocalRunner:
         # Called with (function, messages) after each batch: lets a caller observe the flow.
         self.on_records: Callable[[str, list[dict[str, Any]]], None] | None = None
 
+    def update_settings(self, function: str, **changes: Any) -> None:
+        """Change one function's settings (as a redeploy or a config change would)."""
+        current = self._deps[function]
+        self._deps[function] = deps_module.Dependencies(
+            settings=current.settings.model_copy(update=changes), clients=current.clients)
+
     def _handler(self, fn: spec.FunctionSpec) -> Any:
         if fn.logical_name not in self._handlers:
             deps_module.use(self._deps[fn.logical_name])
