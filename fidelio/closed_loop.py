@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +43,13 @@ def age_band(birth_year: int | None, now: datetime) -> str:
         if age < limit:
             return band
     return "65+"
+
+
+def quiet_local_functions() -> None:
+    """Locally, the handlers' metrics and traces go nowhere: keep them off the console."""
+    for key, value in {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
+                       "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
+        os.environ.setdefault(key, value)
 
 
 def _retrain(events: list[BaseModel], offers: list[Offer], serving: Path, work_dir: Path,

@@ -31,3 +31,13 @@ def mask_pii(value: Any) -> Any:
     if isinstance(value, str):
         return _PHONE.sub("+*****", _EMAIL.sub("*****@*****", value))
     return value
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add to a count metric (skipped when metrics are disabled: Powertools would otherwise
+    keep them and print them when 100 accumulate)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

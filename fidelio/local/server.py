@@ -47,7 +47,7 @@ def moto_server(port: int | None = None) -> Iterator[str]:
                 break
             except requests.RequestException:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the moto server did not answer on {endpoint} within {START_TIMEOUT_S} s")
+                    raise RuntimeError(f"the moto server did not answer on {endpoint} within {START_TIMEOUT_S} s") from None
                 time.sleep(0.1)
         yield endpoint
     finally:

@@ -8,8 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from functions import clock
 from functions.dal import decisions as decision_store
 from functions.dal.archive import archive_decisions
@@ -25,7 +23,7 @@ from functions.domain.scoring import OnnxScorer
 from functions.domain.triggers import DecisionRequest, triggers_for
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import parse_envelope
-from functions.observability import logger, mask_pii, metrics, tracer
+from functions.observability import count, logger, mask_pii, metrics, tracer
 
 SEND_NOW_WINDOW_S = 120.0
 _scorer: Scorer | None = None
@@ -81,7 +79,7 @@ def act_on(decision: Decision, now: datetime) -> str:
     """Store the decision once and put its message on its way."""
     d = deps()
     new = decision_store.record_decision(decision, d.settings.decision_ttl_days)
-    metrics.add_metric(name="Decisions" if new else "DuplicateDecisions", unit=MetricUnit.Count, value=1)
+    count("Decisions" if new else "DuplicateDecisions")
     if not decision.sends:
         return "no_send"
     assert decision.action.send_at is not None

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -32,7 +31,7 @@ from functions.domain.messages import build_email, render
 from functions.domain.tokens import LinkClaims, parse_keys, sign
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import run_batch
-from functions.observability import logger, metrics, tracer
+from functions.observability import count, logger, metrics, tracer
 
 LINK_VALIDITY_S = 60 * 86400
 PERMANENT_SES_ERRORS = {"MessageRejected", "MailFromDomainNotVerifiedException", "AccountSuspendedException",
@@ -150,7 +149,7 @@ def record_handler(record: SQSRecord) -> str:
         return "rescheduled"
     if reason:
         decision_store.set_status(decision_id, "suppressed")
-        metrics.add_metric(name="SendsSuppressedAtSendTime", unit=MetricUnit.Count, value=1)
+        count("SendsSuppressedAtSendTime")
         logger.info("send suppressed at send time", extra={"decision_id": decision_id, "reason": reason})
         return f"suppressed:{reason}"
     if not decision_store.claim_send(decision_id):
@@ -158,7 +157,7 @@ def record_handler(record: SQSRecord) -> str:
         # message is then lost rather than sent twice). Re-announce so fatigue counts it.
         if stored.status != "sent":
             _announce_sent(decision, stored.message_id, now)
-        metrics.add_metric(name="DuplicateSendsAvoided", unit=MetricUnit.Count, value=1)
+        count("DuplicateSendsAvoided")
         return "already_claimed"
     try:
         message_id = _send(decision, profile, now)
@@ -173,7 +172,7 @@ def record_handler(record: SQSRecord) -> str:
         raise
     decision_store.set_status(decision_id, "sent", message_id)
     _announce_sent(decision, message_id, now)
-    metrics.add_metric(name=f"Sent_{decision.action.channel}", unit=MetricUnit.Count, value=1)
+    count(f"Sent_{decision.action.channel}")
     return "sent"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions import clock
@@ -15,7 +14,7 @@ from functions.domain.events import event_type_of
 from functions.domain.ses_events import feedback_events, unwrap
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import run_batch
-from functions.observability import logger, metrics, tracer
+from functions.observability import count, logger, metrics, tracer
 
 deps()
 
@@ -31,7 +30,7 @@ def record_handler(record: SQSRecord) -> str:
     publish(d.clients.events, d.settings.bus_name, events, "fidelio.feedback")
     for event in events:
         decision_store.add_outcome(event.decision_id, event_type_of(event).split(".", 1)[1])
-    metrics.add_metric(name=f"Feedback_{kind}", unit=MetricUnit.Count, value=1)
+    count(f"Feedback_{kind}")
     return kind
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.dal.members import apply_to_stored_profile
@@ -13,7 +12,7 @@ from functions.domain.events import SweepRequested
 from functions.domain.triggers import DEFAULT_TRIGGERS
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import PoisonRecord, parse_envelope, run_batch
-from functions.observability import logger, metrics, tracer
+from functions.observability import count, logger, metrics, tracer
 
 TRIGGERING_TYPES = frozenset(t.on for t in DEFAULT_TRIGGERS if not t.on.startswith("sweep:"))
 
@@ -26,7 +25,7 @@ def record_handler(record: SQSRecord) -> str:
     if isinstance(event, SweepRequested):
         raise PoisonRecord("sweep.requested is for decide, not ingest (check the rule patterns)")
     changed = apply_to_stored_profile(event)
-    metrics.add_metric(name="EventsApplied" if changed else "DuplicateEvents", unit=MetricUnit.Count, value=1)
+    count("EventsApplied" if changed else "DuplicateEvents")
     if detail_type in TRIGGERING_TYPES:
         # Forwarded even for a duplicate: decide's decision id is deterministic, so a
         # redelivery cannot cause a second message, and a crash after the profile write
