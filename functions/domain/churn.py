@@ -6,7 +6,8 @@ ONNX graph with two outputs computed from CHURN_FEATURES:
   - `probabilities`: P(no purchase, any purchase) within the card's `horizon_weeks`;
   - `expected_purchases`: expected number of purchase days within the same horizon.
 churn_risk = P(no purchase within the horizon); CLV = expected purchases x the Gamma-Gamma
-conditional expected spend per purchase (Fader, Hardie & Lee 2005), undiscounted, over the
+conditional expected spend per purchase (Fader, Hardie & Lee 2005, fitted on repeat purchases
+and applied to the profile's repeat count and mean order value), undiscounted, over the
 horizon. Trained by fidelio.models.churn; see docs/models.md.
 """
 
@@ -88,15 +89,15 @@ def churn_feature_matrix(profiles: Sequence[MemberProfile], now: datetime) -> np
     return matrix
 
 
-def expected_spend_per_purchase(params: GammaGammaParams, frequency: object, monetary_avg: object) -> np.ndarray:
-    """Gamma-Gamma E[spend per purchase | x purchases averaging m]:
-    (p (v + x m)) / (p x + q - 1), a weighted average of the population mean p v / (q - 1)
-    and the member's own mean m. Members without purchases get the population mean."""
-    x = np.asarray(frequency, dtype=np.float64)
-    m = np.asarray(monetary_avg, dtype=np.float64)
+def expected_spend_per_purchase(params: GammaGammaParams, repeat_purchases: object, mean_spend: object) -> np.ndarray:
+    """Gamma-Gamma E[spend per purchase | x repeat purchases averaging m]:
+    p (v + x m) / (p x + q - 1), a weighted average of the population mean p v / (q - 1)
+    and the member's own mean m; x = 0 gives the population mean."""
+    x = np.asarray(repeat_purchases, dtype=np.float64)
+    m = np.asarray(mean_spend, dtype=np.float64)
     if params.q <= 1.0:
         raise ChurnModelInvalid(f"Gamma-Gamma q={params.q} <= 1 has no finite mean spend")
-    x = np.where(m > 0, x, 0.0)  # zero-value purchases say nothing about the spend scale
+    x = np.where(m > 0, np.maximum(x, 0.0), 0.0)  # zero-value purchases say nothing about the spend scale
     return params.p * (params.v + x * m) / (params.p * x + params.q - 1.0)
 
 
@@ -152,9 +153,9 @@ class ChurnModel:
     def score(self, profiles: Sequence[MemberProfile], now: datetime, margin: float = 1.0) -> list[ChurnScore]:
         rows = churn_feature_matrix(profiles, now)
         p_purchase, purchases = self.predict_rows(rows)
-        frequency = rows[:, CHURN_FEATURES.index("frequency")]
+        repeat = rows[:, CHURN_FEATURES.index("repeat_purchases")]
         monetary = rows[:, CHURN_FEATURES.index("monetary_avg")]
-        spend = expected_spend_per_purchase(self.gamma_gamma, frequency, monetary)
+        spend = expected_spend_per_purchase(self.gamma_gamma, repeat, monetary)
         value = lifetime_value(purchases, spend, margin)
         return [
             ChurnScore(p.member_id, float(1.0 - p_purchase[i]), float(purchases[i]), float(spend[i]), float(value[i]))

@@ -18,7 +18,7 @@ import numpy as np
 from functions.domain.offers import OFFER_KINDS, Offer
 from functions.domain.profile import HALF_LIFE_DAYS, TIER_THRESHOLDS, TIERS, MemberProfile
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 
 CHANNELS: tuple[str, ...] = ("email", "push", "sms")
 # Priors for engagement rates, shrunk toward with PRIOR_WEIGHT pseudo-sends.
@@ -56,6 +56,12 @@ MEMBER_FEATURES: tuple[str, ...] = (
     "churn_risk",
     "clv",
     "category_count",
+    # v2: offer/coupon use and targeting history
+    "offer_purchases_180d",
+    "offer_purchase_share",
+    "days_since_offer_purchase",
+    "days_since_offer_redeemed",
+    "offers_received_180d",
 )
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "offer_value",
@@ -71,6 +77,10 @@ CANDIDATE_FEATURES: tuple[str, ...] = (
     "local_hour",
     "hour_affinity",
     "send_delay_hours",
+    # v2: how broad the offer is and how the member's own categories meet it
+    "offer_category_count",
+    "offer_categories_bought_share",
+    "days_since_offer_category_purchase",
 )
 FEATURE_NAMES: tuple[str, ...] = MEMBER_FEATURES + CANDIDATE_FEATURES
 N_MEMBER = len(MEMBER_FEATURES)
@@ -157,6 +167,11 @@ def member_features(profile: MemberProfile, now: datetime) -> np.ndarray:
         -1.0 if profile.churn_risk is None else profile.churn_risk,
         -1.0 if profile.clv is None else profile.clv,
         float(len(profile.categories)),
+        profile.offer_purchases.value(t, life["offers"]),
+        profile.offer_purchases_total / profile.purchase_count if profile.purchase_count else 0.0,
+        _since_days(t, profile.last_offer_purchase_at),
+        _since_days(t, profile.last_offer_redeemed_at),
+        received,
     )
     return np.asarray(values, dtype=np.float32)
 
@@ -214,11 +229,28 @@ def category_spend_vector(profile: MemberProfile, catalog: CatalogArrays, now: d
     return vector
 
 
+def category_last_purchase_vector(profile: MemberProfile, catalog: CatalogArrays) -> np.ndarray:
+    """Epoch seconds of the member's latest purchase in each catalog category (-inf: none kept)."""
+    vector = np.full(catalog.category_matrix.shape[1], -np.inf, dtype=np.float64)
+    lookup = {c: i for i, c in enumerate(catalog.categories)}
+    for category, counter in profile.categories.items():
+        position = lookup.get(category)
+        if position is not None and counter.v > 0.0:
+            vector[position] = counter.t
+    return vector
+
+
 def hour_affinity_vector(profile: MemberProfile) -> np.ndarray:
     """168 local hour-of-week weights, 1.0 = average; smoothed across neighbouring hours
     and shrunk toward uniform so that a member with little history gets ~1 everywhere."""
-    raw = np.asarray(profile.hour_of_week, dtype=np.float64)
-    smooth = 0.5 * raw + 0.25 * np.roll(raw, 1) + 0.25 * np.roll(raw, -1)
+    raw = np.array(profile.hour_of_week, dtype=np.float64)
+    if not raw.any():
+        return _UNIFORM_HOURS
+    smooth = 0.5 * raw
+    smooth[1:] += 0.25 * raw[:-1]
+    smooth[0] += 0.25 * raw[-1]
+    smooth[:-1] += 0.25 * raw[1:]
+    smooth[-1] += 0.25 * raw[0]
     # Same hour on other days tells something too.
     by_hour = smooth.reshape(7, 24).mean(axis=0)
     blended = 0.5 * smooth + 0.5 * np.tile(by_hour, 7)
@@ -227,17 +259,27 @@ def hour_affinity_vector(profile: MemberProfile) -> np.ndarray:
     return ((blended + prior_mass / 168.0) / (total + prior_mass) * 168.0).astype(np.float32)
 
 
+_UNIFORM_HOURS = np.ones(168, dtype=np.float32)
+_UNIFORM_HOURS.flags.writeable = False
+_HOUR_OF_WEEK_CACHE: dict[tuple[str, int], int] = {}
+
+
 def local_hour_of_week(moments: np.ndarray, time_zone: str) -> np.ndarray:
     """Local hour-of-week (0 = Monday 00h) of epoch seconds, in the member's zone."""
     out = np.empty(len(moments), dtype=np.int64)
-    zone = ZoneInfo(time_zone)
-    cache: dict[float, int] = {}
+    cache = _HOUR_OF_WEEK_CACHE
+    if len(cache) > 200_000:
+        cache.clear()
+    zone: ZoneInfo | None = None
     for i, moment in enumerate(moments.tolist()):
-        hour_key = math.floor(moment / 3600.0)
-        if hour_key not in cache:
-            local = datetime.fromtimestamp(hour_key * 3600.0, tz=UTC).astimezone(zone)
-            cache[hour_key] = local.weekday() * 24 + local.hour
-        out[i] = cache[hour_key]
+        # Quarter-hour keys: exact for every zone offset in use (+05:30, +05:45 ...).
+        key = (time_zone, math.floor(moment / 900.0))
+        value = cache.get(key)
+        if value is None:
+            zone = zone or ZoneInfo(time_zone)
+            local = datetime.fromtimestamp(key[1] * 900.0, tz=UTC).astimezone(zone)
+            value = cache[key] = local.weekday() * 24 + local.hour
+        out[i] = value
     return out
 
 
@@ -308,4 +350,16 @@ def candidate_features(
     rows[:, col] = how % 24
     rows[:, col + 1] = hour_affinity_vector(profile)[how]
     rows[:, col + 2] = (np.asarray(send_at, dtype=np.float64) - t) / 3600.0
+    col += 3
+    covered = catalog.category_matrix > 0  # (O, C)
+    count_by_offer = covered.sum(axis=1).astype(np.float32)
+    bought = spend > 0
+    bought_share = (covered & bought).sum(axis=1) / np.maximum(1.0, count_by_offer)
+    last = np.where(covered, category_last_purchase_vector(profile, catalog)[None, :], -np.inf).max(axis=1)
+    since_category = np.where(
+        np.isfinite(last), np.clip((t - last) / 86400.0, 0.0, CAP_DAYS), CAP_DAYS
+    ).astype(np.float32)
+    rows[:, col] = count_by_offer[offer_index]
+    rows[:, col + 1] = bought_share[offer_index]
+    rows[:, col + 2] = since_category[offer_index]
     return rows

@@ -28,7 +28,7 @@ HALF_LIFE_DAYS = {
     "app": 30.0,
     "offers": 180.0,
 }
-MAX_CATEGORIES = 24
+MAX_CATEGORIES = 48
 MAX_RECENT_SENDS = 40
 MAX_OFFER_HISTORY = 40
 RECENT_SEND_WINDOW_S = 7 * 86400
@@ -128,6 +128,11 @@ class MemberProfile(BaseModel):
     offers_redeemed: Decayed = Field(default_factory=Decayed)
     offers_redeemed_total: int = 0
     offers_received_total: int = 0
+    last_offer_redeemed_at: float | None = None
+    # purchases that used an offer or coupon (purchase.completed with offer_id set)
+    offer_purchases: Decayed = Field(default_factory=Decayed)
+    offer_purchases_total: int = 0
+    last_offer_purchase_at: float | None = None
 
     recent_sends: list[float] = Field(default_factory=list)  # marketing sends, last 7 days
     last_send_by_topic: dict[str, float] = Field(default_factory=dict)
@@ -234,6 +239,10 @@ def _purchase(p: MemberProfile, e: ev.PurchaseCompleted, at: float) -> None:
     p.last_purchase_at = at if p.last_purchase_at is None else max(p.last_purchase_at, at)
     p.spend.add(e.amount, at, HALF_LIFE_DAYS["spend"])
     p.purchases.add(1.0, at, HALF_LIFE_DAYS["purchases"])
+    if e.offer_id:
+        p.offer_purchases.add(1.0, at, HALF_LIFE_DAYS["offers"])
+        p.offer_purchases_total += 1
+        p.last_offer_purchase_at = at if p.last_offer_purchase_at is None else max(p.last_offer_purchase_at, at)
     for item in e.line_items:
         value = item.quantity * item.unit_price or item.quantity
         p.categories.setdefault(item.category, Decayed()).add(value, at, HALF_LIFE_DAYS["category"])
@@ -273,6 +282,7 @@ def _app(p: MemberProfile, e: ev.AppOpened, at: float) -> None:
 def _offer_redeemed(p: MemberProfile, e: ev.OfferRedeemed, at: float) -> None:
     p.offers_redeemed.add(1.0, at, HALF_LIFE_DAYS["offers"])
     p.offers_redeemed_total += 1
+    p.last_offer_redeemed_at = at if p.last_offer_redeemed_at is None else max(p.last_offer_redeemed_at, at)
 
 
 def _sent(p: MemberProfile, e: ev.NotificationSent, at: float) -> None:

@@ -1,0 +1,1 @@
+"""Importers: public datasets converted to Fidelio's own events (the one event contract)."""
