@@ -63,7 +63,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
         values["region"] = env["AWS_REGION"]
     if "endpoint_url" not in values and env.get("AWS_ENDPOINT_URL"):
         values["endpoint_url"] = env["AWS_ENDPOINT_URL"]
-    return Settings(**values)
+    return Settings.model_validate(values)
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ message goes out, so a redelivered dispatch cannot send twice.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -52,7 +53,7 @@ def load_decision(decision_id: str) -> tuple[Decision, DecisionRecord] | None:
 
 
 def set_status(decision_id: str, status: str, message_id: str | None = None) -> None:
-    actions = [DecisionRecord.status.set(status)]
+    actions: list[Any] = [DecisionRecord.status.set(status)]
     if message_id is not None:
         actions.append(DecisionRecord.message_id.set(message_id))
     DecisionRecord(decision_id).update(actions=actions)

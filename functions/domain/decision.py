@@ -27,7 +27,8 @@ Channel = Literal["email", "push", "sms"]
 
 
 class Scorer(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def predict(self, rows: np.ndarray) -> np.ndarray: ...
 
@@ -309,8 +310,11 @@ def _local_hour_text(profile: MemberProfile) -> str | None:
 
 
 def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: DecisionRequest,
-                now: datetime) -> list[str]:
-    """Reasons a person can read, most specific first (also usable in templates)."""
+                now: datetime, *, timing: bool = True) -> list[str]:
+    """Reasons a person can read, most specific first (also usable in templates).
+
+    `timing=False` leaves out when the member usually opens messages (an in-app placement is
+    seen while the member is in the app: send time is not a reason there)."""
     reasons: list[str] = []
     t = now.timestamp()
     if request.trigger.name.startswith("cart"):
@@ -327,7 +331,7 @@ def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: Dec
         best = max(offer.categories, key=lambda c: profile.categories[c].v if c in profile.categories else 0.0)
         if best in profile.categories:
             reasons.append(f"you often buy {best}")
-    hour = _local_hour_text(profile)
+    hour = _local_hour_text(profile) if timing else None
     if hour:
         reasons.append(f"usually opens {channel} around {hour}")
     if request.trigger.name == "win_back":
@@ -392,7 +396,7 @@ def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.Cata
             expected_value=float(expected[i]),
         )
         reasons = reasons_for(profile, offer, channel, request, now)
-    order = np.argsort(-expected)[:5] if len(expected) else []
+    order: list[int] = [int(i) for i in np.argsort(-expected)[:5]] if len(expected) else []
     top = [
         {
             "offer_id": catalog.offers[int(member.offer_index[i])].offer_id,

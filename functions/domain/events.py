@@ -281,9 +281,8 @@ FEEDBACK_EVENTS: tuple[type[NotificationEvent], ...] = (
     NotificationComplained,
     NotificationUnsubscribed,
 )
-EVENT_MODELS: dict[str, type[BaseModel]] = {
-    model.event_type: model for model in (*INBOUND_EVENTS, *FEEDBACK_EVENTS, SweepRequested)
-}
+_ALL_MODELS: tuple[type[BaseModel], ...] = (*INBOUND_EVENTS, *FEEDBACK_EVENTS, SweepRequested)
+EVENT_MODELS: dict[str, type[BaseModel]] = {str(m.event_type): m for m in _ALL_MODELS}  # type: ignore[attr-defined]
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(m) for name, m in EVENT_MODELS.items()}
 

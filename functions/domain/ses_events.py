@@ -57,7 +57,7 @@ def feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[ev
     if kind not in _KNOWN or not decision_id or not member_id:
         return kind, []
     message_id = str(mail.get("messageId", ""))
-    common = {"member_id": member_id, "decision_id": decision_id, "channel": ev.Channel.EMAIL,
+    common: dict[str, Any] = {"member_id": member_id, "decision_id": decision_id, "channel": ev.Channel.EMAIL,
               "message_id": message_id or None}
 
     def event_id(suffix: str) -> str:
@@ -70,7 +70,7 @@ def feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[ev
     if kind == "Bounce":
         bounce = record.get("bounce") or {}
         at = _parse_time(bounce.get("timestamp"), now)
-        bounce_type = bounce.get("bounceType") if bounce.get("bounceType") in {"Permanent", "Transient"} \
+        bounce_type: Any = bounce.get("bounceType") if bounce.get("bounceType") in {"Permanent", "Transient"} \
             else "Undetermined"
         return kind, [ev.NotificationBounced(event_id=event_id(bounce.get("feedbackId", "")), occurred_at=at,
                                              bounce_type=bounce_type, **common)]

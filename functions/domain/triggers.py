@@ -1,14 +1,16 @@
 """Triggers are data: which event (or sweep) asks for a decision, under which conditions, and
-which kinds of offers and topics it may lead to. Edit TRIGGERS (or load a YAML with the same
-fields) to change when Fidelio considers messaging a member — no code branch per trigger."""
+which kinds of offers and topics it may lead to. They live in triggers.json beside this file;
+change that file (no code branch per trigger) to change when Fidelio considers a message."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from functions.domain.profile import MemberProfile
 
@@ -27,22 +29,38 @@ class Trigger(BaseModel):
     transactional: bool = False
 
 
-DEFAULT_TRIGGERS: tuple[Trigger, ...] = (
-    Trigger(name="cart_abandoned", on="cart.abandoned", offer_kinds=("coupon", "reminder"),
-            topics=("offers", "reminders")),
-    Trigger(name="cross_sell", on="purchase.completed", offer_kinds=("coupon", "points")),
-    Trigger(name="points_expiring", on="points.expiring", offer_kinds=("reminder", "coupon"),
-            topics=("points", "offers"), max_days_to_points_expiry=14),
-    Trigger(name="close_to_next_tier", on="points.earned", offer_kinds=("points", "content"),
-            topics=("tier", "offers"), max_points_to_next_tier=300),
-    Trigger(name="tier_changed", on="tier.changed", offer_kinds=("content", "points"),
-            topics=("tier",)),
-    Trigger(name="app_engagement", on="app.opened", offer_kinds=("coupon", "points")),
-    Trigger(name="win_back", on="sweep:win_back", offer_kinds=("coupon",), min_days_inactive=30),
-    Trigger(name="weekly_digest", on="sweep:weekly_digest", offer_kinds=("coupon", "points", "content")),
-    Trigger(name="points_expiry_sweep", on="sweep:points_expiry", offer_kinds=("reminder",),
-            topics=("points",), max_days_to_points_expiry=7),
-)
+TRIGGERS_FILE = Path(__file__).with_name("triggers.json")
+
+
+class InvalidTriggers(ValueError):
+    """The trigger configuration cannot be used; the message says which entry and why."""
+
+
+def load_triggers(path: Path | str = TRIGGERS_FILE) -> tuple[Trigger, ...]:
+    """Triggers from a JSON file `{"triggers": [...]}` (shipped and deployed with the code:
+    functions/domain/triggers.json)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidTriggers(f"{path}: cannot read triggers ({error})") from error
+    entries = raw.get("triggers") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise InvalidTriggers(f"{path}: expected a top-level 'triggers' list")
+    triggers = []
+    for number, entry in enumerate(entries, 1):
+        try:
+            triggers.append(Trigger.model_validate(entry))
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise InvalidTriggers(f"{path}: trigger {number}: {'.'.join(map(str, first['loc']))}: "
+                                  f"{first['msg']}") from error
+    names = [t.name for t in triggers]
+    if len(set(names)) != len(names):
+        raise InvalidTriggers(f"{path}: trigger names must be unique")
+    return tuple(triggers)
+
+
+DEFAULT_TRIGGERS: tuple[Trigger, ...] = load_triggers()
 
 
 @dataclass(frozen=True)

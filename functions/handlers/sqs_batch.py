@@ -52,4 +52,5 @@ def run_batch(event: dict[str, Any], context: Any, record_handler: Callable[[SQS
             return "dead_lettered"
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event, record_handler=guarded, processor=processor, context=context)
+    response = process_partial_response(event=event, record_handler=guarded, processor=processor, context=context)
+    return dict(response)

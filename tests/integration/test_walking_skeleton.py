@@ -43,7 +43,7 @@ def _publish(stack, events: list[ev.MemberEvent]) -> None:
 def test_events_reach_only_the_queue_their_rule_routes_them_to(local_stack):
     # Given one event of every type
     events_client = local_stack.client("events")
-    for name, event in canonical_events().items():
+    for event in canonical_events().values():
         put_raw(events_client, local_stack.names.bus, event["detail-type"], event["detail"])
     # When the queues are read
     sqs = local_stack.client("sqs")

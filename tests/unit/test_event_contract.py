@@ -40,7 +40,7 @@ def test_an_invalid_event_is_refused_with_a_reason_naming_the_problem(name):
 
 
 def test_unknown_types_and_versions_say_what_is_supported():
-    with pytest.raises(UnknownEventType, match="known: app.opened"):
+    with pytest.raises(UnknownEventType, match=r"known: app\.opened"):
         parse_event("order.teleported", {})
     with pytest.raises(UnknownSchemaVersion, match=r"purchase.completed v7; supported: 1"):
         parse_event("purchase.completed", {"schema_version": 7})
@@ -79,3 +79,13 @@ def test_cli_refuses_a_bad_argument_in_one_line(capsys):
         cli_main(["local", "sideways"])
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_triggers_are_loaded_from_data_and_bad_entries_are_named(tmp_path):
+    from functions.domain.triggers import DEFAULT_TRIGGERS, InvalidTriggers, load_triggers
+
+    assert {t.name for t in DEFAULT_TRIGGERS} >= {"cart_abandoned", "cross_sell", "points_expiring", "win_back"}
+    bad = tmp_path / "triggers.json"
+    bad.write_text(json.dumps({"triggers": [{"name": "x", "on": "cart.abandoned", "offer_kinds": 3}]}))
+    with pytest.raises(InvalidTriggers, match="trigger 1: offer_kinds"):
+        load_triggers(bad)
