@@ -127,6 +127,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "dispatch", "functions.handlers.dispatch.handler", "dispatch", reserved_concurrency=10
     ),
     FunctionSpec("feedback", "functions.handlers.feedback.handler", "feedback"),
+    # No queue: called synchronously by the app backend through a Function URL (IAM auth).
+    FunctionSpec(
+        "offers_api", "functions.handlers.offers_api.handler", None, memory_mb=1024, timeout_s=10,
+        needs_model=True,
+    ),
 )
 
 

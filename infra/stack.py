@@ -88,3 +88,9 @@ class FidelioStack(Stack):
             value=self.email.configuration_set.configuration_set_name,
         )
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        # The in-app offers API: callers sign with SigV4 (service "lambda") and need
+        # lambda:InvokeFunctionUrl and lambda:InvokeFunction on the function.
+        CfnOutput(self, "OffersApiUrl", value=self.functions.offers_api_url.url)
+        CfnOutput(
+            self, "OffersApiFunctionArn", value=self.functions.functions["offers_api"].function_arn
+        )

@@ -1,7 +1,8 @@
 """Plays the parts of AWS that moto does not run: the SQS → Lambda event source mapping
 (poll, invoke the real handler in-process with genuine SQS records and a Lambda context,
-honour batchItemFailures, let the redrive policy move poison messages to the DLQ) and
-EventBridge Scheduler (fire due one-time schedules, then delete them)."""
+honour batchItemFailures, let the redrive policy move poison messages to the DLQ),
+EventBridge Scheduler (fire due one-time schedules, then delete them) and direct invocation
+of functions without a queue (the offers API's Function URL)."""
 
 from __future__ import annotations
 
@@ -146,6 +147,14 @@ class LocalRunner:
         if self.on_records is not None:
             self.on_records(fn.logical_name, messages)
         return len(messages)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke a function synchronously, as its Function URL would (queue-less functions)."""
+        fn = next(f for f in spec.FUNCTIONS if f.logical_name == function)
+        handler = self._handler(fn)
+        deps_module.use(self._deps[function])
+        self.stats.invocations[function] += 1
+        return handler(event, LambdaContext(function, fn.memory_mb))
 
     def fire_due_schedules(self) -> int:
         """Fire every one-time schedule whose time has come (by the current clock)."""

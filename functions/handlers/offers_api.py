@@ -26,8 +26,8 @@ from functions.observability import count, logger, metrics, tracer
 
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
-_PATH = re.compile(r"^/members/(?P<member_id>[^/]+)/offers/?$")
-_LIMIT = re.compile(r"^[0-9]{1,3}$")
+_PATH = re.compile(r"/members/(?P<member_id>[^/]+)/offers/?")
+_LIMIT = re.compile(r"[0-9]{1,3}")
 _MEMBER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 _HEADERS = {"Content-Type": "application/json", "Cache-Control": "private, no-store"}
 
@@ -57,7 +57,7 @@ def parse_request(event: LambdaFunctionUrlEvent) -> OffersRequest:
         raise BadRequest("not a Function URL request (payload format 2.0)") from None
     if method != "GET":
         raise MethodNotAllowed(f"method {method} not allowed; use GET /members/{{member_id}}/offers")
-    match = _PATH.match(event.raw_path or "")
+    match = _PATH.fullmatch(event.raw_path or "")
     if match is None:
         raise BadRequest(f"expected /members/{{member_id}}/offers, got path {_quoted(event.raw_path or '')}")
     try:
@@ -70,7 +70,7 @@ def parse_request(event: LambdaFunctionUrlEvent) -> OffersRequest:
     raw_limit = (event.query_string_parameters or {}).get("limit")
     if raw_limit is None:
         return OffersRequest(member_id, DEFAULT_LIMIT)
-    if not _LIMIT.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {_quoted(raw_limit, 20)}")
     return OffersRequest(member_id, int(raw_limit))
 

@@ -1,5 +1,5 @@
-"""The four Lambda functions of spec.FUNCTIONS: code, layers, environment, triggers and
-one least-privilege role each, built from grants."""
+"""The Lambda functions of spec.FUNCTIONS: code, layers, environment, triggers (a queue, or
+the offers API's Function URL) and one least-privilege role each, built from grants."""
 
 from __future__ import annotations
 
@@ -127,6 +127,12 @@ class Functions(Construct):
         self._grant_decide(self.functions["decide"])
         self._grant_dispatch(self.functions["dispatch"])
         self._grant_feedback(self.functions["feedback"])
+        self._grant_offers_api(self.functions["offers_api"])
+        # The app backend signs its requests (SigV4): only principals allowed both
+        # lambda:InvokeFunctionUrl and lambda:InvokeFunction on this function get through.
+        self.offers_api_url = self.functions["offers_api"].add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.AWS_IAM
+        )
         self._acknowledge_findings()
 
     # -- building blocks ------------------------------------------------------------------
@@ -282,6 +288,12 @@ class Functions(Construct):
         r.tables["ledger"].grants.read_write_data(function)
         r.bus.grants.actions(function, ["events:PutEvents"])  # notification.delivered/opened/...
 
+    def _grant_offers_api(self, function: lambda_.Function) -> None:
+        r = self._resources
+        r.tables["members"].grants.read_data(function)  # the profile (never written here)
+        r.tables["offers"].grants.read_data(function)  # Scan for the catalog
+        r.tables["decisions"].grants.write_data(function)  # the placement, once per member and day
+
     def _grant_schedule_sends(self, function: lambda_.Function) -> None:
         """One-time schedules in Fidelio's group only, run as the scheduler role."""
         scheduling = self._resources.scheduling
@@ -335,6 +347,15 @@ class Functions(Construct):
                     f"AwsSolutions-IAM5[Resource::{index_arns}]",
                     "Added by the read/write grant on the decisions table: its GSI "
                     "(by_member) is queried for a member's decision history; the wildcard is "
+                    "limited to that one table's indexes.",
+                )
+            if name == "offers_api":
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::{index_arns}]",
+                    "Added by the write grant on the decisions table (CDK names the table's "
+                    "indexes with it): offers_api only puts placement records, and DynamoDB "
+                    "accepts no write on an index, so the wildcard grants nothing more; it is "
                     "limited to that one table's indexes.",
                 )
             if name in ("decide", "dispatch"):

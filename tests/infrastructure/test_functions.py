@@ -1,5 +1,5 @@
-"""Each Lambda function is built as spec.FUNCTIONS says, triggered by its queue, and
-configured through the same Settings the handlers read."""
+"""Each Lambda function is built as spec.FUNCTIONS says, triggered by its queue (if it has one),
+and configured through the same Settings the handlers read."""
 
 from __future__ import annotations
 
@@ -56,12 +56,13 @@ def test_each_function_consumes_its_queue_with_partial_batch_failures(
         m["Properties"] for m in resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
     ]
     for function_spec in spec.FUNCTIONS:
-        assert function_spec.queue is not None
+        feeding = [m for m in mappings if ref_id(m["FunctionName"]) == function_ids[function_spec.logical_name]]
+        if function_spec.queue is None:  # called synchronously (the offers API)
+            assert feeding == []
+            continue
         queue_spec = spec.queue_spec(function_spec.queue)
         # Given the mapping that feeds the function
-        (mapping,) = [
-            m for m in mappings if ref_id(m["FunctionName"]) == function_ids[function_spec.logical_name]
-        ]
+        (mapping,) = feeding
         # Then it reads the function's queue, in the spec's batches
         assert ref_id(mapping["EventSourceArn"]) == queue_ids[function_spec.queue][0]
         assert mapping["BatchSize"] == queue_spec.batch_size
@@ -93,8 +94,10 @@ def test_every_resource_setting_is_set_from_the_real_resource(
         assert ref_id(variables[env_var("decide_queue_url")]) == queue_ids["decide"][0]
         assert ref_id(variables[env_var("dispatch_queue_url")]) == queue_ids["dispatch"][0]
         assert ref_id(variables[env_var("dispatch_queue_arn")]) == queue_ids["dispatch"][0]
-        assert function_spec.queue is not None
-        assert ref_id(variables[env_var("dlq_url")]) == queue_ids[function_spec.queue][1]
+        if function_spec.queue is None:
+            assert variables[env_var("dlq_url")] == ""  # no queue, so no DLQ to dead-letter to
+        else:
+            assert ref_id(variables[env_var("dlq_url")]) == queue_ids[function_spec.queue][1]
         assert variables[env_var("schedule_group")] == spec.Names().schedule_group
         # and Powertools is configured for the service
         assert variables["POWERTOOLS_SERVICE_NAME"] == f"fidelio-{name}"
@@ -115,7 +118,7 @@ def test_the_link_signing_key_never_appears_in_the_template(
     }
 
 
-def test_only_decide_carries_the_model_runtime_layer(
+def test_only_model_scorers_carry_the_model_runtime_layer(
     template_json: dict[str, Any], function_ids: dict[str, str], stack: Any
 ) -> None:
     layers = resources_of(template_json, "AWS::Lambda::LayerVersion")
