@@ -8,12 +8,14 @@ message goes out, so a redelivered dispatch cannot send twice.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from functions.dal.tables import DecisionRecord, LedgerRecord
-from functions.domain.decision import Decision
+
+if TYPE_CHECKING:  # the decision module pulls numpy: only decide and dispatch need it
+    from functions.domain.decision import Decision
 
 
 def _conditional_failed(error: Exception) -> bool:
@@ -45,6 +47,8 @@ def record_decision(decision: Decision, ttl_days: int) -> bool:
 
 
 def load_decision(decision_id: str) -> tuple[Decision, DecisionRecord] | None:
+    from functions.domain.decision import Decision
+
     try:
         record = DecisionRecord.get(decision_id, consistent_read=True)
     except DoesNotExist:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from functions.dal import offers as offers_store
 from functions.dal.clients import AwsClients
 from functions.dal.tables import bind_tables
 from functions.settings import Settings, get_settings
@@ -46,6 +45,8 @@ def reset() -> None:
     use(None)
     get_settings.cache_clear()
     _from_environment.cache_clear()
+    from functions.dal import offers as offers_store  # not at import: keeps numpy off cold starts
+
     offers_store.clear_cache()
     from functions.handlers import decide
 
