@@ -73,30 +73,7 @@ RUNTIME_ROOTS = ("boto3",)
 # --what-if: the changes proposed to the lead, applied to a copy of functions/ in the sandbox
 # (functions/ itself is never touched), to measure what they would save.
 WHAT_IF: tuple[tuple[str, str, str, str], ...] = (
-    ("functions/handlers/deps.py",
-     "from functions.dal import offers as offers_store\n", "",
-     "deps.py: import dal.offers inside reset() (keeps numpy out of ingest/feedback/dispatch imports)"),
-    ("functions/handlers/deps.py",
-     "    offers_store.clear_cache()\n",
-     "    from functions.dal import offers as offers_store\n\n    offers_store.clear_cache()\n", ""),
-    ("functions/dal/decisions.py",
-     "from functions.domain.decision import Decision\n",
-     "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from functions.domain.decision import Decision\n",
-     "dal/decisions.py: import Decision under TYPE_CHECKING and inside load_decision (numpy out of feedback)"),
-    ("functions/dal/decisions.py",
-     "def load_decision(decision_id: str) -> tuple[Decision, DecisionRecord] | None:\n",
-     "def load_decision(decision_id: str) -> tuple[Decision, DecisionRecord] | None:\n"
-     "    from functions.domain.decision import Decision\n\n", ""),
-    ("functions/dal/tables.py",
-     "        model._connection = None\n",
-     "        model._connection = None\n"
-     "    shared = None  # one botocore session + DynamoDB client for every model\n"
-     "    for model in ALL_MODELS.values():\n"
-     "        connection: Any = model._get_connection().connection\n"
-     "        shared = shared or connection.client\n"
-     "        connection._client = shared\n",
-     "dal/tables.py: bind_tables gives every model the same botocore client (pynamodb builds one "
-     "session + client per model otherwise)"),
+    # (path, old text, new text, description): none pending; the last proposals were applied
 )  # the python3.13 runtime ships boto3 (+ botocore, s3transfer, ...)
 
 CHILD = r"""
@@ -303,7 +280,7 @@ def main() -> int:
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
     parser.add_argument("--importtime", type=int, default=10, metavar="N",
                         help="also record the N heaviest imports of each function (0: skip)")
-    parser.add_argument("--what-if", type=int, default=3, metavar="N",
+    parser.add_argument("--what-if", type=int, default=0, metavar="N",
                         help="also time the proposed functions/ edits on a copy, N rounds (0: skip)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

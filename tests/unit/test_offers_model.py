@@ -143,13 +143,22 @@ def test_training_entry_point_on_an_event_log_writes_a_model_decide_can_load(tmp
     assert "AUC" in capsys.readouterr().out
 
 
-def test_training_command_rejects_bad_arguments(tmp_path):
+def test_training_command_rejects_bad_arguments_and_bad_files(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         om.main(["--split-date", "August", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit) as exit_info:
         om.main(["--split-date", "2017-08-01", "--events", str(tmp_path / "missing.jsonl")])
     assert exit_info.value.code == 2
+    # Given an event log with an invalid event, When training runs on it, Then one line and exit 2
+    log, catalog = tmp_path / "events.jsonl", tmp_path / "offers.json"
+    log.write_text(json.dumps({"detail-type": "offer.redeemed", "detail": {"member_id": "m"}}) + "\n")
+    catalog.write_text(json.dumps({"offers": [o.model_dump(mode="json") for o in _offers()]}))
+    capsys.readouterr()
+    code = om.main(["--split-date", "2026-03-01", "--out", str(tmp_path / "m"),
+                    "--events", str(log), "--offers", str(catalog)])
+    assert code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 # --- model card helpers --------------------------------------------------------------------
