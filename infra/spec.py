@@ -105,6 +105,13 @@ PROFILE_EVENT_TYPES: tuple[str, ...] = (
 
 SWEEP_EVENT_TYPES: tuple[str, ...] = ("sweep.requested",)
 
+# Scheduled sweeps over all members: (sweep name, EventBridge schedule expression, UTC).
+SWEEP_SCHEDULES: tuple[tuple[str, str], ...] = (
+    ("win_back", "cron(0 6 * * ? *)"),
+    ("points_expiry", "cron(0 7 * * ? *)"),
+    ("weekly_digest", "cron(0 8 ? * MON *)"),
+)
+
 QUEUES: tuple[QueueSpec, ...] = (
     # Every member event updates the profile first; ingest then hands triggering
     # events to decide, so a decision always sees the profile with its trigger applied.

@@ -66,3 +66,26 @@ class EventBackbone(Construct):
                 event_pattern=event_pattern(spec.rule_pattern(queue_spec)),
                 targets=[targets.SqsQueue(work_queue.queue)],
             )
+
+        # Scheduled sweeps (win-back, points expiry, weekly digest): a schedule rule on the
+        # default bus puts a sweep.requested event, in the contract's shape, on decide's queue.
+        decide_queue = next(q.queue for q in queues if q.spec.logical_name == "decide")
+        self.sweep_rules: dict[str, events.Rule] = {}
+        for sweep, expression in spec.SWEEP_SCHEDULES:
+            self.sweep_rules[sweep] = events.Rule(
+                self,
+                f"sweep-{sweep}",
+                rule_name=f"{names.prefix}-sweep-{sweep.replace('_', '-')}",
+                description=f"Daily/weekly {sweep} sweep over all members",
+                schedule=events.Schedule.expression(expression),
+                targets=[targets.SqsQueue(decide_queue, message=events.RuleTargetInput.from_object({
+                    "detail-type": "sweep.requested",
+                    "source": spec.EVENT_SOURCE,
+                    "detail": {
+                        "event_id": events.EventField.event_id,
+                        "occurred_at": events.EventField.time,
+                        "schema_version": 1,
+                        "sweep": sweep,
+                    },
+                }))],
+            )

@@ -19,7 +19,7 @@ def test_every_resource_kind_of_the_design_is_deployed(template: Template) -> No
         "AWS::KMS::Key": 1,
         "AWS::Events::EventBus": 1,
         "AWS::Events::Archive": 1,
-        "AWS::Events::Rule": len(queues_with_rules),
+        "AWS::Events::Rule": len(queues_with_rules) + len(spec.SWEEP_SCHEDULES),
         "AWS::SQS::Queue": 2 * len(spec.QUEUES),  # each queue and its DLQ
         "AWS::DynamoDB::GlobalTable": len(spec.TABLES),  # TableV2
         "AWS::Lambda::Function": len(spec.FUNCTIONS),

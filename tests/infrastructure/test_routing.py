@@ -13,7 +13,8 @@ def test_each_rule_pattern_equals_the_spec_pattern_and_targets_its_queue(
 ) -> None:
     # Given the rules on the bus
     rules = resources_of(template_json, "AWS::Events::Rule")
-    by_name = {rule["Properties"]["Name"]: rule["Properties"] for rule in rules.values()}
+    by_name = {rule["Properties"]["Name"]: rule["Properties"] for rule in rules.values()
+               if "EventPattern" in rule["Properties"]}
     names = spec.Names()
     routed = [q for q in spec.QUEUES if q.detail_types]
     # Then there is exactly one rule per queue the spec routes from the bus
@@ -31,8 +32,10 @@ def test_rules_listen_on_the_fidelio_bus(template_json: dict[str, Any]) -> None:
     (bus_id,) = resources_of(template_json, "AWS::Events::EventBus")
     bus = template_json["Resources"][bus_id]
     assert bus["Properties"]["Name"] == spec.Names().bus
-    # Then every rule is attached to it, not to the default bus
+    # Then every routing rule is attached to it, not to the default bus
     for rule in resources_of(template_json, "AWS::Events::Rule").values():
+        if "ScheduleExpression" in rule["Properties"]:
+            continue  # schedules live on the default bus by design
         assert ref_id(rule["Properties"]["EventBusName"]) == bus_id
 
 
@@ -69,3 +72,30 @@ def test_routed_queues_accept_events_from_this_account_only(
             assert statement["Condition"] == {
                 "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
             }
+
+
+def test_scheduled_sweeps_put_a_valid_sweep_event_on_the_decide_queue(
+    template_json: dict[str, Any], queue_ids: dict[str, tuple[str, str]]
+) -> None:
+    import json
+
+    from functions.domain.events import parse_event
+
+    # Given the schedule rules
+    schedules = {r["Properties"]["ScheduleExpression"]: r["Properties"]
+                 for r in resources_of(template_json, "AWS::Events::Rule").values()
+                 if "ScheduleExpression" in r["Properties"]}
+    # Then there is one per sweep of the spec, targeting decide's queue
+    assert sorted(schedules) == sorted(expression for _, expression in spec.SWEEP_SCHEDULES)
+    for sweep, expression in spec.SWEEP_SCHEDULES:
+        (target,) = schedules[expression]["Targets"]
+        assert ref_id(target["Arn"]) == queue_ids["decide"][0]
+        # and the message, once EventBridge fills in the id and time, is a valid sweep.requested
+        transformer = target["InputTransformer"]
+        values = {"$.id": "4f1c-11ee", "$.time": "2026-03-02T06:00:00Z"}
+        filled = transformer["InputTemplate"]
+        for name, path in transformer["InputPathsMap"].items():
+            filled = filled.replace(f"<{name}>", json.dumps(values[path]))  # unquoted: JSON values
+        body = json.loads(filled)
+        event = parse_event(body["detail-type"], body["detail"])
+        assert event.sweep == sweep
