@@ -300,6 +300,7 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
                     # Events of the hour are published at its end, as they happened during it.
                     clock.set_clock(lambda moment=hour_end: moment)
                     state.published += publish(events_client, stack.names.bus, batch, SOURCE)
+                runner.fire_sweeps(hour_start, hour_end)
                 runner.pump()
                 collect_decisions(hour_end)
             if day + 1 == retrain_day:

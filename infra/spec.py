@@ -107,6 +107,7 @@ SWEEP_EVENT_TYPES: tuple[str, ...] = ("sweep.requested",)
 
 # Scheduled sweeps over all members: (sweep name, EventBridge schedule expression, UTC).
 SWEEP_SCHEDULES: tuple[tuple[str, str], ...] = (
+    ("daily", "cron(0 5 * * ? *)"),
     ("win_back", "cron(0 6 * * ? *)"),
     ("points_expiry", "cron(0 7 * * ? *)"),
     ("weekly_digest", "cron(0 8 ? * MON *)"),

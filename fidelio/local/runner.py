@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fidelio.local.stack import ACCOUNT, REGION, LocalStack
@@ -22,6 +23,26 @@ from functions.dal.schedules import InvalidSchedule, parse_at
 from functions.handlers import deps as deps_module
 from functions.settings import settings_from_env
 from infra import spec
+
+_DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def cron_moments(expression: str, start: datetime, end: datetime) -> list[datetime]:
+    """UTC moments in [start, end) of an EventBridge `cron(M H * * ? *)` or
+    `cron(M H ? * DAY *)` expression (the forms Fidelio's schedules use)."""
+    fields = expression.removeprefix("cron(").removesuffix(")").split()
+    if len(fields) != 6 or not fields[0].isdigit() or not fields[1].isdigit() or fields[2] not in {"*", "?"} \
+            or fields[3] != "*" or fields[5] != "*" or not (fields[4] in {"*", "?"} or fields[4] in _DAYS):
+        raise ValueError(f"unsupported schedule expression for the local runner: {expression!r}")
+    minute, hour = int(fields[0]), int(fields[1])
+    moments = []
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        moment = day.replace(hour=hour, minute=minute)
+        if start <= moment < end and (fields[4] in {"*", "?"} or _DAYS[moment.weekday()] == fields[4]):
+            moments.append(moment)
+        day += timedelta(days=1)
+    return moments
 
 
 def _source_of(body: str) -> str:
@@ -194,6 +215,19 @@ class LocalRunner:
                 del self._schedules[name]
             fired += 1
         self.stats.schedules_fired += fired
+        return fired
+
+    def fire_sweeps(self, start: datetime, end: datetime) -> int:
+        """Play the scheduled sweep rules (spec.SWEEP_SCHEDULES) due in [start, end): put the
+        same message the rule's target puts on decide's queue."""
+        fired = 0
+        for sweep, expression in spec.SWEEP_SCHEDULES:
+            for moment in cron_moments(expression, start, end):
+                body = {"detail-type": "sweep.requested", "source": spec.EVENT_SOURCE, "detail": {
+                    "event_id": f"sweep-{sweep}-{moment.strftime('%Y%m%dT%H%M')}",
+                    "occurred_at": moment.isoformat(), "schema_version": 1, "sweep": sweep}}
+                self.sqs.send_message(QueueUrl=self.stack.queue_urls["decide"], MessageBody=json.dumps(body))
+                fired += 1
         return fired
 
     def pump(self, max_rounds: int = 10_000, fire_schedules: bool = True) -> RunnerStats:

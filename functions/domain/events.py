@@ -256,7 +256,8 @@ class SweepRequested(BaseModel):
     event_id: Identifier
     occurred_at: AwareDatetime
     schema_version: Literal[1] = 1
-    sweep: Literal["win_back", "weekly_digest", "points_expiry"]
+    # "daily": every member's next best action of the day — "send nothing" included
+    sweep: Literal["daily", "win_back", "weekly_digest", "points_expiry"]
 
 
 INBOUND_EVENTS: tuple[type[MemberEvent], ...] = (
