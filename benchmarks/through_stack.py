@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -171,6 +173,7 @@ def main() -> int:
             "handler_ms_per_record": round(total / records * 1000, 2) if records else None,
             "handler_cpu_ms_per_record": round(runner.handler_cpu_s[name] / records * 1000, 2) if records else None,
             "handler_ms_per_invocation_p50": round(statistics.median(calls) * 1000, 1) if calls else None,
+            "handler_ms_per_invocation_p99": round(float(np.percentile(calls, 99)) * 1000, 1) if calls else None,
             "handler_s_total": round(total, 2), "failed_records": stats.failed_records.get(name, 0),
         }
     handler_total = sum(sum(v) for v in runner.handler_s.values())

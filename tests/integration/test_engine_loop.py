@@ -24,7 +24,7 @@ from tests.integration.helpers import moto_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 START = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # night in Europe, evening in Asia
-N_MEMBERS = int(__import__("os").environ.get("FIDELIO_LOOP_MEMBERS", "120"))
+N_MEMBERS = int(__import__("os").environ.get("FIDELIO_LOOP_MEMBERS", "200"))
 ZONES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", "America/Los_Angeles"]
 
 
@@ -48,7 +48,7 @@ def _members(n: int) -> list[ev.MemberEvent]:
 
 
 def test_a_few_hundred_members_get_decisions_sends_at_their_local_hours_and_feedback(local_stack):
-    # Given N_MEMBERS (default 120) members in four time zones, a third with a push endpoint, 10% without consent
+    # Given N_MEMBERS (default 200) members in four time zones, a third with a push endpoint, 10% without consent
     runner = LocalRunner(local_stack)
     deps.use(runner._deps["decide"])
     sns = local_stack.client("sns")
