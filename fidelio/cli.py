@@ -23,7 +23,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def _local_stack() -> Any:
-    from fidelio.local.stack import LocalStack
+    from fidelio.local.stack import DUMMY_CREDENTIALS, REGION, LocalStack
+
+    for key, value in {**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}.items():
+        os.environ.setdefault(key, value)  # the stand-in's fake credentials, for pynamodb too
 
     if not STATE_FILE.exists():
         raise UsageError(f"the local stack is not running ({STATE_FILE} missing): run `fidelio local up` first")
@@ -123,6 +126,16 @@ def cmd_local(args: argparse.Namespace) -> int:
         pid_file.unlink(missing_ok=True)
         print("local AWS stand-in stopped")
         return 0
+    if args.action == "pump":
+        from fidelio.closed_loop import quiet_local_functions
+        from fidelio.local.runner import LocalRunner
+
+        quiet_local_functions()
+        runner = LocalRunner(_local_stack())
+        stats = runner.pump()
+        print(f"processed {sum(stats.records.values())} record(s): {dict(stats.records)}; "
+              f"schedules fired: {stats.schedules_fired}")
+        return 0
     if not STATE_FILE.exists():
         print("not running")
         return 1
@@ -215,6 +228,27 @@ def cmd_import(args: argparse.Namespace) -> int:
     return int(importlib.import_module(module[args.dataset]).run(args))
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from fidelio import dead_letters
+
+    stack = _local_stack()
+    if args.action == "list":
+        for queue, reasons in dead_letters.list_dead_letters(stack).items():
+            total = sum(reasons.values())
+            detail = "; ".join(f"{n} × {r}" for r, n in reasons.most_common(5))
+            print(f"{queue}-dlq: {total}" + (f" ({detail})" if detail else ""))
+        return 0
+    if not args.queue:
+        raise UsageError(f"`fidelio dlq {args.action}` needs a QUEUE (ingest, decide, dispatch, feedback)")
+    if args.action == "show":
+        for item in dead_letters.show_dead_letters(stack, args.queue):
+            print(json.dumps(item))
+        return 0
+    moved = dead_letters.redrive(stack, args.queue)
+    print(f"moved {moved} message(s) from {args.queue}-dlq back to {args.queue}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fidelio.demo import run_demo
 
@@ -241,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("local", help="the local AWS stand-in (moto on 127.0.0.1)")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "pump"],
+                   help="pump: run the handlers over every queue until they are empty")
     p.set_defaults(func=cmd_local)
 
     p = sub.add_parser("schemas", help="JSON Schemas of the event contract")
@@ -265,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         except (ImportError, AttributeError):
             ip.add_argument("--source-dir", default=None)
         ip.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("dlq", help="inspect dead letters and replay them after a fix")
+    p.add_argument("action", choices=["list", "show", "redrive"])
+    p.add_argument("queue", nargs="?", default=None)
+    p.set_defaults(func=cmd_dlq)
 
     p = sub.add_parser("demo", help="run the main job end to end on the local stand-in")
     from fidelio.demo import configure as configure_demo

@@ -9,6 +9,7 @@ the log keeps, for evaluation only, the simulator's truth about each decision.
 from __future__ import annotations
 
 import heapq
+import warnings
 import itertools
 import json
 import os
@@ -47,6 +48,7 @@ def age_band(birth_year: int | None, now: datetime) -> str:
 
 def quiet_local_functions() -> None:
     """Locally, the handlers' metrics and traces go nowhere: keep them off the console."""
+    warnings.filterwarnings("ignore", message="No application metrics")
     for key, value in {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
                        "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
         os.environ.setdefault(key, value)
