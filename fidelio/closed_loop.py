@@ -9,11 +9,11 @@ the log keeps, for evaluation only, the simulator's truth about each decision.
 from __future__ import annotations
 
 import heapq
-import warnings
 import itertools
 import json
 import os
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
