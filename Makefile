@@ -60,7 +60,7 @@ lint: install synth
 
 bench: install
 	@mkdir -p benchmarks/results
-	@set -e; for script in benchmarks/*.py; do \
+	@set -e; for script in benchmarks/[!_]*.py; do \
 		name=$$(basename $$script .py); \
 		echo "== $$name"; \
 		$(PY) $$script --json benchmarks/results/$$name.json; \

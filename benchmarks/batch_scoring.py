@@ -19,7 +19,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -31,6 +30,8 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _results import write_result  # noqa: E402
 
 from functions.domain import events as ev  # noqa: E402
 from functions.domain.profile import MemberProfile, apply_event  # noqa: E402
@@ -156,9 +157,7 @@ def main() -> int:
             print(f"{key:<34}{value!s:>16}")
     print(f"target {TARGET_PER_MIN:,} members/min on one core: {'met' if result['met'] else 'MISSED'} "
           f"({result['members_per_min']:,}/min wall; {result['members_per_cpu_min']:,}/min of CPU time)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import shutil
@@ -32,6 +31,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _results import write_result  # noqa: E402
 
 from infra import bundle as bundle_module  # noqa: E402
 from infra import constants, spec  # noqa: E402
@@ -229,9 +230,7 @@ def main() -> int:
     print("proposals:")
     for p in proposals:
         print(f"  - {p['id']}: saves {p['saves_mb']:.1f} MB for {p['applies_to']} ({p['change']})")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

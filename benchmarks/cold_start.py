@@ -50,6 +50,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _results import write_result  # noqa: E402
+
 from infra import bundle as bundle_module  # noqa: E402
 
 FUNCTIONS = ("ingest", "decide", "dispatch", "feedback")
@@ -418,9 +420,7 @@ def main() -> int:
             print(f"  {n:<10}{row['init_ms_median_now']:>10.0f}{row['init_ms_median_after']:>8.0f}"
                   f"{row['init_cpu_ms_median_now']:>9.0f}{row['init_cpu_ms_median_after']:>8.0f}  "
                   f"{'yes' if row['numpy_loaded_after'] else 'no'}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

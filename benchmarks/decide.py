@@ -36,6 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _results import write_result  # noqa: E402
+
 from functions.domain import events as ev  # noqa: E402
 from functions.domain.decision import PolicyConfig, PriorScorer, decide_batch  # noqa: E402
 from functions.domain.features import FEATURE_NAMES, FEATURE_VERSION, N_MEMBER, CatalogArrays  # noqa: E402
@@ -371,9 +373,7 @@ def main() -> int:
         print(f"{key:<32}{value!s:>16}")
     for note in notes:
         print(f"note: {note}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

@@ -37,6 +37,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 # Metrics are disabled here; Powertools still warns that an invocation published none.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+from _results import write_result  # noqa: E402
+
 from fidelio.local.runner import LocalRunner  # noqa: E402
 from fidelio.local.server import local_aws  # noqa: E402
 from functions import clock  # noqa: E402
@@ -202,9 +204,7 @@ def main() -> int:
               f"{row['failed_records']:>8}")
     print(f"handlers account for {result['handler_share_of_wall']:.0%} of the wall time; the rest is the runner's "
           f"SQS polling/acks and publishing; dead letters: {dead}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 
