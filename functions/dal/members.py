@@ -64,25 +64,6 @@ def apply_to_stored_profile(event: Any) -> bool:
     raise ProfileConflict(f"profile {event.member_id} changed {MAX_ATTEMPTS} times while applying {event.event_id}")
 
 
-def save_scores(member_id: str, churn_risk: float, clv: float, at: float) -> None:
-    """Write batch scores into the profile (same optimistic lock as events)."""
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            record = MemberRecord.get(member_id, consistent_read=True)
-        except DoesNotExist:
-            return
-        profile = MemberProfile.model_validate(record.profile)
-        profile.churn_risk, profile.clv, profile.scores_at = churn_risk, clv, at
-        record.profile = profile.model_dump(mode="json")
-        try:
-            record.save()
-            return
-        except PutError as error:
-            if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
-                raise
-    raise ProfileConflict(f"profile {member_id} changed {MAX_ATTEMPTS} times while saving scores")
-
-
 def import_history(events: Iterable[Any]) -> int:
     """Backfill: build each member's profile by replaying their past events with the same
     `apply_event` as ingest, and write the profiles in bulk (for onboarding a program with
