@@ -141,6 +141,16 @@ class ConsentChanged(MemberEvent):
     source: ShortText  # where the member said it: "signup_form", "preference_center", ...
 
 
+class PrivacyRequested(MemberEvent):
+    """A data-subject request (GDPR Art. 15 access / Art. 17 erasure) made by the member,
+    e.g. from the preference center, or by support on their behalf."""
+
+    event_type: ClassVar[str] = "privacy.requested"
+
+    kind: Literal["export", "erase"]
+    source: ShortText  # "preference_center", "support", "api", ...
+
+
 class PurchaseCompleted(MemberEvent):
     event_type: ClassVar[str] = "purchase.completed"
 
@@ -282,7 +292,9 @@ FEEDBACK_EVENTS: tuple[type[NotificationEvent], ...] = (
     NotificationComplained,
     NotificationUnsubscribed,
 )
-_ALL_MODELS: tuple[type[BaseModel], ...] = (*INBOUND_EVENTS, *FEEDBACK_EVENTS, SweepRequested)
+_ALL_MODELS: tuple[type[BaseModel], ...] = (
+    *INBOUND_EVENTS, *FEEDBACK_EVENTS, SweepRequested, PrivacyRequested,
+)
 EVENT_MODELS: dict[str, type[BaseModel]] = {str(m.event_type): m for m in _ALL_MODELS}  # type: ignore[attr-defined]
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(m) for name, m in EVENT_MODELS.items()}
