@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install demo test test-fast synth bundle lint bench models deploy schemas clean
+.PHONY: help install browser demo test test-fast synth bundle lint bench models deploy schemas clean
 
 help:
 	@echo "make demo     run the main job end to end on a local AWS stand-in (moto)"
@@ -35,10 +35,26 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install: $(STAMP)
 
+# The preference-center test drives Debian's chromium through chromedriver (never a downloaded
+# browser). Installed here when missing and apt-get is available (CI runs as root on Debian);
+# without it the test fails, unless FIDELIO_SKIP_BROWSER=1 skips it on purpose.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+			echo "installing chromium + chromium-driver (apt-get) for the browser test"; \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				chromium chromium-driver >/dev/null; \
+		else \
+			echo "chromium not found and no apt-get: the browser test will fail (FIDELIO_SKIP_BROWSER=1 skips it)"; \
+		fi; \
+	fi
+
 demo: install
 	$(VENV)/bin/fidelio demo --out out/demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: install

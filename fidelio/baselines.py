@@ -21,8 +21,9 @@ with, on the same world (same seed, same members) as Fidelio's own run.
   the simulator's truth (``World.expected_value``), each (offer x channel) the guardrails allow
   at the member's most active allowed hour (among their 3 most active non-quiet local hours),
   then the best one at the other two hours, and sends the best action when
-  ``expected_offer_value - channel_cost - unsubscribe_cost x (p_unsubscribe + p_complaint)``
-  is positive. A complaint suppresses the channel like an unsubscribe, hence the same cost.
+  ``expected_revenue - channel_cost - unsubscribe_cost x (p_unsubscribe + p_complaint)``
+  is positive (``expected_offer_value`` instead when ``PolicyConfig.objective`` is
+  ``"offer_value"``: the oracle maximizes what the engine maximizes). A complaint suppresses the channel like an unsubscribe, hence the same cost.
   Same guardrails as the engine. It is myopic: it does not weigh what a send does to later
   sends (fatigue, opt-outs) beyond that cost.
 
@@ -77,6 +78,7 @@ from pydantic import BaseModel
 from fidelio.report.log import PolicyOutcome
 from fidelio.sim import Message, SimConfig, SimStats, World
 from fidelio.sim.traits import MemberTraits, circular_hours, draw_traits
+from fidelio.sim.world import ExpectedValue
 from functions.domain import events as ev
 from functions.domain.decision import (
     PolicyConfig,
@@ -129,9 +131,11 @@ class BaselineRun:
 
     outcome: PolicyOutcome
     offer_value: float  # sum of offer.value over attributed conversions (the engine's value unit)
-    net_value: float  # offer_value - send_cost - unsubscribe_cost x (unsubscribes + complaints)
-    # Truth at each send (World.expected_value just before deliver):
-    # sum of expected_offer_value - channel cost - unsubscribe_cost x (p_unsubscribe + p_complaint)
+    # Under the policy's objective (revenue, or offer_value):
+    # worth of conversions - send_cost - unsubscribe_cost x (unsubscribes + complaints)
+    net_value: float
+    # Truth at each send (World.expected_value just before deliver): sum of expected revenue
+    # (or expected offer value) - channel cost - unsubscribe_cost x (p_unsubscribe + p_complaint)
     expected_net_value: float
     requested_sends: int | None  # random: sends_budget
     dropped_at_dispatch: int  # planned sends a guardrail refused at send time
@@ -160,6 +164,8 @@ class _Tally:
     complaints: int = 0
     send_cost: float = 0.0
     expected_net: float = 0.0
+    expected_revenue: float = 0.0
+    expected_unsubscribes: float = 0.0
     dropped: int = 0
     channel_mix: Counter = field(default_factory=Counter)
     reached: set[str] = field(default_factory=set)
@@ -418,11 +424,15 @@ class _Loop:
         """Truth: net value of this send, and whether the member has churned by then."""
         truth = self.world.expected_value(member_id, offer.offer_id, channel, at)
         value = (
-            truth.expected_offer_value
+            self._worth(truth)
             - self.policy.channel_cost[channel]
             - self.policy.unsubscribe_cost * (truth.p_unsubscribe + truth.p_complaint)
         )
         return value, truth.p_delivered > 0.0 and truth.p_open == 0.0  # reachable but nobody reads
+
+    def _worth(self, truth: ExpectedValue) -> float:
+        """Expected value of a conversion under the engine's objective (the same for both)."""
+        return truth.expected_revenue if self.policy.objective == "revenue" else truth.expected_offer_value
 
     def _plan_oracle(self, day: int) -> list[_Planned]:
         start = self.world.day_start(day).timestamp()
@@ -528,10 +538,12 @@ class _Loop:
         decision_id = f"{self.name}-s{self.config.seed}-{member_id}-d{planned.day:04d}"
         truth = self.world.expected_value(member_id, offer.offer_id, channel, at)
         tally.expected_net += (
-            truth.expected_offer_value
+            self._worth(truth)
             - self.policy.channel_cost[channel]
             - self.policy.unsubscribe_cost * (truth.p_unsubscribe + truth.p_complaint)
         )
+        tally.expected_revenue += truth.expected_revenue
+        tally.expected_unsubscribes += truth.p_unsubscribe
         feedback = self.world.deliver(Message(member_id, decision_id, channel, offer.offer_id, topic, at))
         tally.messages.append(
             SentMessage(decision_id, member_id, planned.day, channel, offer.offer_id, topic, at)
@@ -588,13 +600,16 @@ class _Loop:
             channel_mix=dict(sorted(tally.channel_mix.items())),
             send_hour_vs_active_hour=tally.hour_gaps,
             through_stack=False,
+            expected_revenue=round(tally.expected_revenue, 4),
+            expected_unsubscribes=round(tally.expected_unsubscribes, 6),
         )
         _cross_check(outcome, stats)
         lost = self.policy.unsubscribe_cost * (tally.unsubscribes + tally.complaints)
+        worth = tally.revenue if self.policy.objective == "revenue" else tally.offer_value
         return BaselineRun(
             outcome=outcome,
             offer_value=round(tally.offer_value, 2),
-            net_value=round(tally.offer_value - tally.send_cost - lost, 4),
+            net_value=round(worth - tally.send_cost - lost, 4),
             expected_net_value=round(tally.expected_net, 4),
             requested_sends=self.sends_budget if self.name == "random" else None,
             dropped_at_dispatch=tally.dropped,

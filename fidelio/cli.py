@@ -249,6 +249,74 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_member_id(member_id: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.:@\-]{1,128}", member_id):
+        raise UsageError(f"member id {member_id[:40]!r} is malformed: 1-128 of A-Z a-z 0-9 _ . : @ -")
+    return member_id
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from functions import clock
+    from functions.dal.clients import AwsClients
+    from functions.dal.privacy import (
+        PrivacyStores,
+        erase_member,
+        export_member,
+        model_dirs_near,
+        privacy_salt,
+        reapply_erasures,
+    )
+    from functions.dal.tables import bind_tables
+    from functions.domain.privacy import PrivacyRequestError
+    from functions.settings import settings_from_env
+
+    if args.action == "reapply":
+        member_id = ""
+    elif args.member is None:
+        raise UsageError(f"`fidelio privacy {args.action}` needs a MEMBER id")
+    else:
+        member_id = _check_member_id(args.member)
+    if args.action == "erase" and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to erase {member_id} without --yes (stdin is not a terminal to confirm on)")
+        typed = input(f"Erase member {member_id} from every store? This cannot be undone. Type the id to confirm: ")
+        if typed.strip() != member_id:
+            raise UsageError("not confirmed: nothing was erased")
+    stack = _local_stack()
+    settings = settings_from_env(stack.function_env("privacy"))
+    bind_tables(settings)
+    clients = AwsClients(settings)
+    stores = PrivacyStores(settings=settings, s3=clients.s3, scheduler=clients.scheduler,
+                           dynamodb=clients.client("dynamodb"), salt=privacy_salt(settings, clients),
+                           model_dirs=model_dirs_near(settings.model_dir))
+    if args.action == "reapply":
+        again = reapply_erasures(stores, clock.now())
+        print(f"{len(again)} erased member(s) found again in the tables and erased again")
+        return 0
+    if args.action == "export":
+        text = json.dumps(export_member(member_id, stores, clock.now()), indent=1)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+            print(f"exported member {member_id} to {args.out}")
+        else:
+            print(text)
+        return 0
+    try:
+        receipt = erase_member(member_id, args.reason, stores, clock.now())
+    except PrivacyRequestError as error:
+        raise UsageError(str(error)) from error
+    print(json.dumps(receipt.model_dump(mode="json"), indent=1))
+    return 0
+
+
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    from fidelio import lifecycle_cli
+
+    return lifecycle_cli.run(args, _local_stack(), STATE_FILE.parent)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fidelio.demo import run_demo
 
@@ -305,6 +373,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "show", "redrive"])
     p.add_argument("queue", nargs="?", default=None)
     p.set_defaults(func=cmd_dlq)
+
+    p = sub.add_parser("privacy", help="GDPR: export everything held on a member, or erase them")
+    p.add_argument("action", choices=["export", "erase", "reapply"],
+                   help="reapply: erase again the erased members a backup restore brought back")
+    p.add_argument("member", nargs="?", default=None, help="the member id (export, erase)")
+    p.add_argument("--out", default=None, help="export: write the JSON to this file (default: stdout)")
+    p.add_argument("--yes", action="store_true", help="erase: do not ask for confirmation")
+    p.add_argument("--reason", default="member request (GDPR Art. 17)",
+                   help="erase: kept in the receipt; must not identify the member")
+    p.set_defaults(func=cmd_privacy)
+
+    from fidelio.lifecycle_cli import configure as configure_lifecycle
+
+    configure_lifecycle(sub, cmd_lifecycle)  # train, evaluate, promote, rollout, rollback, models
 
     p = sub.add_parser("demo", help="run the main job end to end on the local stand-in")
     from fidelio.demo import configure as configure_demo

@@ -91,6 +91,8 @@ class LoopState:
     channel_mix: Counter = field(default_factory=Counter)
     hour_gaps: list[float] = field(default_factory=list)
     sends: int = 0
+    expected_revenue: float = 0.0  # the simulator's truth at each send
+    expected_unsubscribes: float = 0.0
     unsubscribes: int = 0
     complaints: int = 0
     published: int = 0
@@ -98,11 +100,13 @@ class LoopState:
 
 def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
                     progress: Callable[[int], None] | None = None, retrain_day: int | None = None,
-                    champion_dir: Path = DEFAULT_MODEL) -> RunLog:
+                    champion_dir: Path | None = None, holdout_share: float | None = None) -> RunLog:
     """Run `config.days` days of the simulated program through the local stack.
 
-    On `retrain_day` (default: the middle of the run) a challenger is trained on what the run
-    has logged so far and served from then on only if it passes the gate."""
+    The programme starts with `champion_dir`'s model, or — None, the default — with no model
+    trained on it yet: decide serves the cold-start scorer. On `retrain_day` (default: the
+    middle of the run) a challenger is trained on what the run has logged so far and served
+    from then on only if it passes the gate."""
     from fidelio.local.runner import LocalRunner
     from fidelio.local.server import local_aws
     from functions import clock
@@ -124,13 +128,18 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
     serving = work_dir / "serving"
     if serving.exists():
         shutil.rmtree(serving)
-    shutil.copytree(champion_dir, serving)
+    if champion_dir is None:
+        serving.mkdir(parents=True)
+    else:
+        shutil.copytree(champion_dir, serving)
     retrain_day = config.days // 2 if retrain_day is None else retrain_day
     seen_events: list[BaseModel] = []
 
     with local_aws() as stack:
         runner = LocalRunner(stack)
         runner.update_settings("decide", model_dir=str(serving))
+        if holdout_share is not None:
+            runner.update_settings("decide", holdout_share=holdout_share)
         decide_handler.reset_model()
         deps.use(runner._deps["decide"])
         replace_catalog(offers)
@@ -170,6 +179,8 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
             if isinstance(event, ev.PurchaseCompleted):
                 outcome.purchases += 1
                 outcome.revenue += event.amount
+            elif isinstance(event, ev.OfferRedeemed) and not event.decision_id:
+                outcome.organic_conversions += 1  # attributed ones are counted at delivery
 
         def on_records(function: str, messages: list[dict[str, Any]]) -> None:
             """Sends are seen as dispatch's notification.sent events reaching ingest."""
@@ -199,12 +210,18 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
             peak = world.active_peak_hour(sent.member_id)
             gap = abs(local.hour + local.minute / 60 - peak) % 24
             state.hour_gaps.append(min(gap, 24 - gap))
+            truth = world.expected_value(sent.member_id, sent.offer_id, sent.channel.value, sent.occurred_at,
+                                         topic=sent.topic.value)
+            state.expected_revenue += truth.expected_revenue
+            state.expected_unsubscribes += truth.p_unsubscribe
             feedback = world.deliver(Message(member_id=sent.member_id, decision_id=sent.decision_id,
                                              channel=sent.channel.value, offer_id=sent.offer_id,
                                              topic=sent.topic.value, sent_at=sent.occurred_at))
+            amounts = {e.order_id: e.amount for e in feedback if isinstance(e, ev.PurchaseCompleted)}
             for event in feedback:
                 if isinstance(event, ev.OfferRedeemed) and event.decision_id:
-                    state.rewards[event.decision_id] = offer_values.get(event.offer_id, 0.0)
+                    # The reward is what the engine maximizes: the conversion's revenue.
+                    state.rewards[event.decision_id] = amounts.get(event.order_id or "", 0.0)
                     day = int((event.occurred_at - start).total_seconds() // 86400)
                     state.daily_conversions[min(max(day, 0), config.days - 1)] += 1
                     if outcome is not None:
@@ -247,11 +264,14 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
             if target >= 0:
                 choice = d["top"][target]
                 when = datetime.fromtimestamp(choice["send_at"], tz=UTC)
-                truth = world.expected_value(d["member_id"], choice["offer_id"], choice["channel"], when).expected_offer_value
-                estimate = choice["p"] * offer_values.get(choice["offer_id"], 0.0)
+                truth = world.expected_value(d["member_id"], choice["offer_id"], choice["channel"], when).expected_revenue
+                estimate = choice["p"] * choice["value"]
             logged = 0.0
             if d["action"]["kind"] == "send":
-                logged = (d["action"].get("probability") or 0.0) * offer_values.get(d["action"]["offer_id"], 0.0)
+                chosen = [c for c in d["top"] if (c["offer_id"], c["channel"], c["send_at"]) == (
+                    d["action"]["offer_id"], d["action"]["channel"], d["action"]["send_at"])]
+                worth = chosen[0]["value"] if chosen else (d["top"][0]["value"] if d["top"] else 0.0)
+                logged = (d["action"].get("probability") or 0.0) * worth
             state.decisions[d["decision_id"]] = LoggedDecision(
                 decision_id=d["decision_id"], member_id=d["member_id"],
                 day=int((d["decided_at"] - start.timestamp()) // 86400), decided_at=d["decided_at"],
@@ -334,7 +354,9 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
         revenue=round(sum(state.revenue_by_decision.get(d, 0.0) for d in state.rewards), 2),
         unsubscribes=state.unsubscribes, complaints=state.complaints, members=config.members,
         daily_conversions=[state.daily_conversions[d] for d in range(config.days)],
-        channel_mix=dict(state.channel_mix), send_hour_vs_active_hour=state.hour_gaps, through_stack=True)
+        channel_mix=dict(state.channel_mix), send_hour_vs_active_hour=state.hour_gaps, through_stack=True,
+        expected_revenue=round(state.expected_revenue, 4),
+        expected_unsubscribes=round(state.expected_unsubscribes, 6))
     log.events = {
         "published": state.published,
         "processed": stats.sources[("ingest", SOURCE)] - dead.get("ingest", 0),

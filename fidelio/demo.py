@@ -41,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain-day", type=int, default=None,
                         help="day on which a challenger is trained and gated (default: mid-run)")
     parser.add_argument("--offers", default=str(DEFAULT_OFFERS), help="offer catalog (YAML)")
+    parser.add_argument("--holdout-share", type=_share, default=0.2,
+                        help="members who get no marketing, to measure the lift (default 0.2 for a "
+                             "few hundred members; production default 0.05)")
+    parser.add_argument("--champion", default="cold-start",
+                        help="model the programme starts with: 'cold-start' (default: no model trained on "
+                             "this programme yet, the engagement prior serves) or a model folder such as "
+                             "model_artifacts/offers")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -54,6 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from fidelio.errors import UsageError
     from fidelio.report.summary import build_summary, write_outputs
     from fidelio.sim import SimConfig, load_offers
+    from functions.domain.decision import PolicyConfig
 
     warnings.filterwarnings("ignore", message="No application metrics")
     if args.members > 20_000:
@@ -61,6 +69,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if not Path(args.offers).exists():
         raise UsageError(f"{args.offers}: no such offer catalog")
     offers = load_offers(args.offers)
+    champion = None if args.champion == "cold-start" else Path(args.champion)
+    if champion is not None and not (champion / "model.onnx").exists():
+        raise UsageError(f"--champion {args.champion}: no model.onnx there; give a model folder "
+                         "(e.g. model_artifacts/offers) or 'cold-start'")
     config = SimConfig(members=args.members, days=args.days, seed=args.seed,
                        fatigue_sensitivity=args.fatigue_sensitivity, new_member_share=args.new_member_share)
     started = time.perf_counter()
@@ -69,15 +81,17 @@ def run_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="fidelio-demo-") as work, \
             tqdm(total=args.days, desc="days through the stack", unit="day") as bar:
         log = run_closed_loop(config, offers, Path(work), progress=lambda day: bar.update(1),
-                              retrain_day=args.retrain_day)
+                              retrain_day=args.retrain_day, champion_dir=champion,
+                              holdout_share=args.holdout_share)
     sends = log.policies["fidelio"].sends
     for name in ("blast", "random", "oracle"):
         print(f"baseline {name} on the same world ...", flush=True)
-        log.policies[name] = run_baseline(name, config, offers, sends_budget=sends if name == "random" else None,
-                                          rng_seed=args.seed)
+        log.policies[name] = run_baseline(name, config, offers, PolicyConfig(holdout_share=args.holdout_share),
+                                          sends_budget=sends if name == "random" else None, rng_seed=args.seed)
     log.parameters["command"] = (f"fidelio demo --members {args.members} --days {args.days} --seed {args.seed} "
                                  f"--fatigue-sensitivity {args.fatigue_sensitivity} "
-                                 f"--new-member-share {args.new_member_share}")
+                                 f"--new-member-share {args.new_member_share} --holdout-share {args.holdout_share} "
+                                 f"--champion {args.champion}")
     summary_path, report_path = write_outputs(log, args.out, TARGET_POLICY)
     summary = build_summary(log, TARGET_POLICY)
     _print_summary(summary, time.perf_counter() - started)
@@ -89,10 +103,18 @@ def _print_summary(summary: dict, seconds: float) -> None:
     events = summary["events"]
     print(f"\nevents: published {events['published']}, processed {events['processed']}, "
           f"dead-lettered {events['dead_lettered']} ({seconds / 60:.1f} min)")
-    print(f"{'policy':<8}{'sends':>8}{'conv.':>7}{'revenue':>10}{'unsubs':>8}{'net value':>11}")
+    print(f"{'policy':<8}{'sends':>8}{'conv.':>7}{'revenue':>10}{'unsubs':>8}{'net value':>11}"
+          f"{'expected':>10}")
     for name, p in summary["policies"].items():
+        expected = p.get("expected_net_value")
         print(f"{name:<8}{p['sends']:>8}{p['conversions']:>7}{p['revenue']:>10.0f}{p['unsubscribes']:>8}"
-              f"{p['net_value']:>11.1f}")
+              f"{p['net_value']:>11.1f}{'' if expected is None else f'{expected:>10.1f}'}")
+    r = summary["ratios"]
+    print("Fidelio ÷ blast, ÷ oracle: net value " + " / ".join(
+        "n/a" if r.get(k) is None else f"{r[k]:.2f}" for k in ("net_value_vs_blast", "net_value_vs_oracle"))
+        + "; expected net value " + " / ".join(
+        "n/a" if r.get(k) is None else f"{r[k]:.2f}"
+        for k in ("expected_net_value_vs_blast", "expected_net_value_vs_oracle")))
     lift = summary["lift"]
     if lift.get("relative") is not None:
         print(f"lift vs holdout ({lift.get('metric')}): {lift['relative']:+.1%} "

@@ -41,3 +41,14 @@ def count(name: str, value: float = 1) -> None:
 
     if not is_metrics_disabled():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_by(name: str, dimension: str, dimension_value: str, value: float = 1) -> None:
+    """A count metric with one dimension of its own (e.g. Decisions by Variant), flushed at once
+    so its dimension does not leak onto the handler's other metrics."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if not is_metrics_disabled():
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name=dimension, value=dimension_value)

@@ -40,6 +40,10 @@ class Settings(BaseModel):
     ses_configuration_set: str = "fidelio-messages"
     sender_email: str = "rewards@example.com"
     data_bucket: str = ""
+    # Secrets Manager secret (name or ARN) holding the HMAC keys for unsubscribe/preference
+    # links, "kid:secret,kid:secret" (first one signs); read at run time and cached briefly
+    # (functions.dal.signing_keys). Empty: link_signing_keys below (local and dev only).
+    link_signing_secret: str = ""
     # HMAC keys for unsubscribe/preference links: "kid:secret,kid:secret", first one signs.
     link_signing_keys: str = "local:insecure-local-key-change-me"
     unsubscribe_base_url: str = "https://example.com/unsubscribe"
@@ -48,6 +52,28 @@ class Settings(BaseModel):
     decision_ttl_days: int = 90
     holdout_share: float = 0.05
     holdout_salt: str = "fidelio-holdout-v1"
+    # How far ahead decide may plan a send to reach the member at their hour (1 = now only).
+    send_window_hours: int = Field(default=24, ge=1, le=72)
+    # Secrets Manager secret (name or ARN) holding the salt of member pseudonyms, for the
+    # functions that check erasures (ingest, decide, privacy); never rotated: a new salt would
+    # forget every erasure. Empty: pseudonym_salt below (local and dev only).
+    pseudonym_salt_secret: str = ""
+    # Model lifecycle: the SSM parameter naming champion/challenger (absent: model_dir serves),
+    # the S3 registry prefix in data_bucket, and where fetched versions are cached.
+    serving_config_parameter: str = "/fidelio/serving-config"
+    serving_config_ttl_s: float = 60.0
+    variant_salt: str = "fidelio-variant-v1"
+    model_registry_prefix: str = "models/offers"
+    model_cache_dir: str = "/tmp/fidelio-models"
+    # Drift monitor: PSI above this on any feature starts the retraining pipeline.
+    drift_threshold: float = 0.2
+    drift_window_days: int = 7
+    pipeline_name: str = ""  # the SageMaker pipeline; empty: record the request only (local)
+    # Daily churn / CLV scoring: win-back trigger when risk crosses this upwards.
+    churn_model_dir: str = Field(default="model_artifacts/churn")
+    churn_risk_threshold: float = 0.7
+    # HMAC key pseudonymizing member ids in training data (the export runs outside Lambda).
+    pseudonym_salt: str = "local-pseudonym-salt-change-me"
 
 
 _FIELD_ENV = {name: ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 BUS_NAME = "fidelio"
 EVENT_SOURCE = "fidelio"  # source used by Fidelio's own events (feedback, sweeps)
 SCHEDULE_GROUP = "fidelio-sends"
+# SSM parameter naming the serving champion / challenger (functions/dal/serving_config.py).
+SERVING_CONFIG_PARAMETER = "/fidelio/serving-config"
+# The retraining pipeline (infra/pipeline.py): the model registry prefix in the data bucket,
+# its weekly schedule (UTC), and the drift metric whose alarm also starts it. The drift
+# monitor publishes the metric; the threshold matches Settings.drift_threshold.
+MODEL_REGISTRY_PREFIX = "models/offers"
+RETRAINING_SCHEDULE = "cron(0 3 ? * SUN *)"
+DRIFT_METRIC: tuple[str, str] = ("Fidelio", "MaxFeaturePSI")  # (namespace, metric name)
+DRIFT_THRESHOLD = 0.2
 PROJECT_TAG = "fidelio"
 
 
@@ -104,6 +113,7 @@ PROFILE_EVENT_TYPES: tuple[str, ...] = (
 )
 
 SWEEP_EVENT_TYPES: tuple[str, ...] = ("sweep.requested",)
+PRIVACY_EVENT_TYPES: tuple[str, ...] = ("privacy.requested",)
 
 # Scheduled sweeps over all members: (sweep name, EventBridge schedule expression, UTC).
 SWEEP_SCHEDULES: tuple[tuple[str, str], ...] = (
@@ -122,6 +132,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("dispatch", visibility_timeout_s=60),
     # Fed by the SES configuration set's SNS topic.
     QueueSpec("feedback", visibility_timeout_s=60),
+    # GDPR export / erasure requests: one at a time (an erasure rewrites archive objects).
+    QueueSpec("privacy", visibility_timeout_s=900, batch_size=1, detail_types=PRIVACY_EVENT_TYPES),
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -140,6 +152,24 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "offers_api", "functions.handlers.offers_api.handler", None, memory_mb=1024, timeout_s=10,
         needs_model=True,
     ),
+    # No queue: members click unsubscribe / preference links (Function URL, auth NONE; the
+    # signed link token is the authentication).
+    FunctionSpec("preferences", "functions.handlers.preferences.handler", None, memory_mb=512, timeout_s=10),
+    # Exports and erasures read and rewrite the data bucket's archives: long timeout.
+    FunctionSpec("privacy", "functions.handlers.privacy.handler", "privacy", memory_mb=1024, timeout_s=900),
+    # Scheduled (FUNCTION_SCHEDULES): PSI of serving features vs the champion's baseline.
+    FunctionSpec("drift_monitor", "functions.handlers.drift_monitor.handler", None, memory_mb=1024,
+                 timeout_s=300),
+    # Scheduled: churn risk and CLV of every member (onnxruntime: the churn model).
+    FunctionSpec("score_members", "functions.handlers.score_members.handler", None, memory_mb=1769,
+                 timeout_s=900, needs_model=True),
+)
+
+# Scheduled functions: (function, EventBridge schedule expression, UTC). Members are scored
+# before the 05:00 daily sweep and the 06:00 win-back sweep, so both read fresh scores.
+FUNCTION_SCHEDULES: tuple[tuple[str, str], ...] = (
+    ("drift_monitor", "cron(0 4 * * ? *)"),
+    ("score_members", "cron(30 4 * * ? *)"),
 )
 
 
@@ -177,6 +207,18 @@ class Names:
     @property
     def schedule_group(self) -> str:
         return SCHEDULE_GROUP if self.prefix == "fidelio" else f"{self.prefix}-sends"
+
+    @property
+    def serving_config_parameter(self) -> str:
+        return SERVING_CONFIG_PARAMETER if self.prefix == "fidelio" else f"/{self.prefix}/serving-config"
+
+    @property
+    def retraining_pipeline(self) -> str:
+        return f"{self.prefix}-retraining"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-offers"
 
 
 def queue_spec(logical: str) -> QueueSpec:

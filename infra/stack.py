@@ -7,10 +7,12 @@ from constructs import Construct
 
 from infra import constants, spec
 from infra.constructs.alarms import OperationalAlarms
+from infra.constructs.dashboard import OperationsDashboard
 from infra.constructs.encryption import DataKey
 from infra.constructs.event_bus import EventBackbone
 from infra.constructs.functions import FunctionResources, Functions, LambdaAssets
 from infra.constructs.messaging import EmailFeedback
+from infra.constructs.ml_pipeline import RetrainingPipeline
 from infra.constructs.queues import WorkQueues
 from infra.constructs.scheduling import SendScheduling
 from infra.constructs.storage import DataStorage
@@ -71,6 +73,22 @@ class FidelioStack(Stack):
             queues=self.queues,
             functions=self.functions.functions,
         )
+        self.retraining = RetrainingPipeline(
+            self,
+            "Retraining",
+            names=names,
+            key=key,
+            data_bucket=self.storage.data,
+            alarm_topic=self.alarms.topic,
+        )
+        self.dashboard = OperationsDashboard(
+            self,
+            "Dashboard",
+            names=names,
+            queues=self.queues,
+            alarms=list(self.alarms.alarms),
+            drift_alarm=self.retraining.drift_alarm,
+        )
         self._outputs(names)
 
     def _outputs(self, names: spec.Names) -> None:
@@ -88,9 +106,13 @@ class FidelioStack(Stack):
             value=self.email.configuration_set.configuration_set_name,
         )
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        CfnOutput(self, "RetrainingPipelineName", value=self.retraining.pipeline_name)
+        CfnOutput(self, "ModelPackageGroupName", value=self.retraining.group.model_package_group_name)
         # The in-app offers API: callers sign with SigV4 (service "lambda") and need
         # lambda:InvokeFunctionUrl and lambda:InvokeFunction on the function.
         CfnOutput(self, "OffersApiUrl", value=self.functions.offers_api_url.url)
         CfnOutput(
             self, "OffersApiFunctionArn", value=self.functions.functions["offers_api"].function_arn
         )
+        # Public unsubscribe / preference pages (the link token authenticates the member).
+        CfnOutput(self, "PreferencesUrl", value=self.functions.preferences_url.url)

@@ -230,6 +230,16 @@ class LocalRunner:
                 fired += 1
         return fired
 
+    def fire_scheduled_functions(self, start: datetime, end: datetime) -> dict[str, list[Any]]:
+        """Play the schedule rules of spec.FUNCTION_SCHEDULES (drift monitor, batch scoring) due
+        in [start, end): invoke each function, with the clock at its scheduled moment."""
+        results: dict[str, list[Any]] = {}
+        for function, expression in spec.FUNCTION_SCHEDULES:
+            for moment in cron_moments(expression, start, end):
+                clock.set_clock(lambda moment=moment: moment)
+                results.setdefault(function, []).append(self.invoke(function, {"source": "aws.events"}))
+        return results
+
     def pump(self, max_rounds: int = 10_000, fire_schedules: bool = True) -> RunnerStats:
         """Run until every queue is empty (and no due schedule is left)."""
         for _ in range(max_rounds):

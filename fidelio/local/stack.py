@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ class LocalStack:
     data_bucket: str = "fidelio-data-local"
     scheduler_role_arn: str = f"arn:aws:iam::{ACCOUNT}:role/fidelio-scheduler"
     ses_events_topic_arn: str = ""
+    # Secrets Manager secret holding the link signing keys (as the CDK stack's secret does).
+    link_signing_secret: str = ""
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint,
@@ -60,6 +63,8 @@ class LocalStack:
             "FIDELIO_SES_CONFIGURATION_SET": self.names.ses_configuration_set,
             "FIDELIO_SENDER_EMAIL": SENDER,
             "FIDELIO_DATA_BUCKET": self.data_bucket,
+            "FIDELIO_SERVING_CONFIG_PARAMETER": self.names.serving_config_parameter,
+            "FIDELIO_LINK_SIGNING_SECRET": self.link_signing_secret,
             "POWERTOOLS_SERVICE_NAME": "fidelio",
             "POWERTOOLS_METRICS_NAMESPACE": "Fidelio",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -75,7 +80,8 @@ class LocalStack:
         return json.dumps({"endpoint": self.endpoint, "prefix": self.names.prefix,
                            "queue_urls": self.queue_urls, "queue_arns": self.queue_arns,
                            "dlq_urls": self.dlq_urls, "data_bucket": self.data_bucket,
-                           "ses_events_topic_arn": self.ses_events_topic_arn})
+                           "ses_events_topic_arn": self.ses_events_topic_arn,
+                           "link_signing_secret": self.link_signing_secret})
 
     @classmethod
     def from_json(cls, text: str) -> LocalStack:
@@ -83,7 +89,8 @@ class LocalStack:
         return cls(endpoint=data["endpoint"], names=spec.Names(prefix=data["prefix"]),
                    queue_urls=data["queue_urls"], queue_arns=data["queue_arns"],
                    dlq_urls=data["dlq_urls"], data_bucket=data["data_bucket"],
-                   ses_events_topic_arn=data.get("ses_events_topic_arn", ""))
+                   ses_events_topic_arn=data.get("ses_events_topic_arn", ""),
+                   link_signing_secret=data.get("link_signing_secret", ""))
 
 
 def _create_table(dynamodb: Any, name: str, table: spec.TableSpec) -> None:
@@ -151,6 +158,9 @@ def create_resources(endpoint: str, names: spec.Names | None = None) -> LocalSta
     sns.subscribe(TopicArn=stack.ses_events_topic_arn, Protocol="sqs",
                   Endpoint=stack.queue_arns["feedback"], Attributes={"RawMessageDelivery": "true"})
     stack.client("scheduler").create_schedule_group(Name=n.schedule_group)
+    # A fresh random key per stand-in, in the same "kid:secret" format a rotated secret holds.
+    stack.link_signing_secret = stack.client("secretsmanager").create_secret(
+        Name=f"{n.prefix}-link-signing-keys", SecretString=f"local:{secrets.token_urlsafe(32)}")["ARN"]
     stack.client("s3").create_bucket(Bucket=stack.data_bucket,
                                      CreateBucketConfiguration={"LocationConstraint": REGION})
     return stack

@@ -395,6 +395,10 @@ def _headline(s: Mapping[str, Any]) -> str:
         ("Fidelio net value", fmt(fidelio.get("net_value")),
          f"blast {fmt(blast.get('net_value'))}; Fidelio ÷ blast {fmt(ratios.get('net_value_vs_blast'))}; "
          f"Fidelio ÷ oracle {fmt(ratios.get('net_value_vs_oracle'))}"),
+        ("Expected net value (simulator truth at each send)", fmt(fidelio.get("expected_net_value")),
+         f"blast {fmt(blast.get('expected_net_value'))}; Fidelio ÷ blast "
+         f"{fmt(ratios.get('expected_net_value_vs_blast'))}; Fidelio ÷ oracle "
+         f"{fmt(ratios.get('expected_net_value_vs_oracle'))}"),
         ("Unsubscribes per member", fmt(fidelio.get("unsubscribes_per_member"), 4),
          f"blast {fmt(blast.get('unsubscribes_per_member'), 4)}; Fidelio ÷ blast "
          f"{fmt(ratios.get('unsubscribes_per_member_vs_blast'))}"),
@@ -402,11 +406,13 @@ def _headline(s: Mapping[str, Any]) -> str:
     items = "".join(f"<li>{esc(name)}<strong>{esc(value)}</strong>{esc(note)}</li>" for name, value, note in kpis)
     rows = [(name, fmt(p["sends"]), fmt(p["conversions"]), fmt(p["revenue"]), fmt(p["send_cost"]),
              fmt(p["unsubscribes"]), fmt(p["unsubscribe_cost"]), fmt(p["net_value"]),
-             fmt(p["unsubscribes_per_member"], 4), fmt(p["complaints"]), fmt(p["through_stack"]))
+             fmt(p["unsubscribes_per_member"], 4), fmt(p["complaints"]), fmt(p.get("expected_net_value")),
+             fmt(p.get("expected_unsubscribes_per_member"), 4), fmt(p["through_stack"]))
             for name, p in policies.items()]
     net = table("Net value per policy over the run (revenue − send costs − unsubscribes × unsubscribe cost)",
                 ["policy", "sends", "conversions", "revenue", "send cost", "unsubscribes", "unsubscribe cost",
-                 "net value", "unsubscribes / member", "complaints", "through the stack"], rows)
+                 "net value", "unsubscribes / member", "complaints", "expected net value",
+                 "expected unsubscribes / member", "through the stack"], rows)
     e = s["events"]
     d = s["decisions"]
     meta = (f"Seed {fmt(s['seed'])} · {fmt(s['members'])} members · {fmt(s['days'])} days · "

@@ -81,6 +81,10 @@ class PolicyOutcome:
     channel_mix: dict[str, int] = field(default_factory=dict)
     send_hour_vs_active_hour: list[float] = field(default_factory=list)  # |send local hour - member peak hour| per send
     through_stack: bool = False
+    # The simulator's truth at each send (World.expected_value just before delivery), summed:
+    # the same figures without the luck of the draw. None when the run did not record them.
+    expected_revenue: float | None = None
+    expected_unsubscribes: float | None = None  # P(unsubscribe), summed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

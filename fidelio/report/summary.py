@@ -31,7 +31,7 @@ from fidelio.report.ope import off_policy_value, off_policy_values, target_polic
 POLICY_ORDER = ("fidelio", "blast", "random", "oracle")
 # |send local hour − member's peak hour|, in whole hours; the last bin holds 12 h and more.
 HOUR_GAP_BINS = 13
-MAIN_LIFT_METRIC = "purchases"
+MAIN_LIFT_METRIC = "conversions"  # offer redemptions, attributed or organic
 
 
 def _ordered_policies(policies: Mapping[str, PolicyOutcome]) -> list[str]:
@@ -71,6 +71,22 @@ def policy_figures(policy: PolicyOutcome, params: Mapping[str, Any]) -> dict[str
         "net_value_per_member": _per(value["net_value"], policy.members),
         "channel_mix": dict(policy.channel_mix),
         "through_stack": policy.through_stack,
+        **expected_figures(policy, params),
+    }
+
+
+def expected_figures(policy: PolicyOutcome, params: Mapping[str, Any]) -> dict[str, float | None]:
+    """Net value and opt-outs by the simulator's truth at each send: what the policy's choices
+    were worth in expectation, free of the draw's noise (a few dozen conversions decide the
+    realized figures of a small world)."""
+    if policy.expected_revenue is None or policy.expected_unsubscribes is None:
+        return {"expected_net_value": None, "expected_unsubscribes_per_member": None}
+    value = net_value_breakdown(policy, params)
+    unit = float(value_parameters(params)["unsubscribe_cost"])
+    return {
+        "expected_net_value": float(policy.expected_revenue - value["send_cost"]
+                                    - unit * policy.expected_unsubscribes),
+        "expected_unsubscribes_per_member": _per(policy.expected_unsubscribes, policy.members),
     }
 
 
@@ -100,6 +116,12 @@ def _ratios(policies: Mapping[str, dict[str, Any]]) -> dict[str, float | None]:
         "net_value_vs_oracle": _ratio(field(fidelio, "net_value"), field(oracle, "net_value"), positive_only=True),
         "unsubscribes_per_member_vs_blast": _ratio(field(fidelio, "unsubscribes_per_member"),
                                                    field(blast, "unsubscribes_per_member")),
+        "expected_net_value_vs_blast": _ratio(field(fidelio, "expected_net_value"),
+                                              field(blast, "expected_net_value"), positive_only=True),
+        "expected_net_value_vs_oracle": _ratio(field(fidelio, "expected_net_value"),
+                                               field(oracle, "expected_net_value"), positive_only=True),
+        "expected_unsubscribes_per_member_vs_blast": _ratio(
+            field(fidelio, "expected_unsubscribes_per_member"), field(blast, "expected_unsubscribes_per_member")),
     }
 
 

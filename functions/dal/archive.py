@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +16,23 @@ def archive_key(now: datetime, decisions: Sequence[Decision]) -> str:
     return f"decisions/date={now.strftime('%Y-%m-%d')}/{digest}.jsonl"
 
 
-def archive_decisions(s3: Any, bucket: str, decisions: Sequence[Decision], now: datetime) -> str:
-    body = "\n".join(json.dumps(d.model_dump(mode="json"), separators=(",", ":")) for d in decisions)
+def archive_decisions(s3: Any, bucket: str, decisions: Sequence[Decision], now: datetime,
+                      extra: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """One JSON line per decision; `extra[decision_id]` adds fields to its line (decide adds
+    `top_features`, the feature rows of its top candidates, for drift and training)."""
+    extra = extra or {}
+    body = "\n".join(json.dumps({**d.model_dump(mode="json"), **extra.get(d.decision_id, {})},
+                                separators=(",", ":")) for d in decisions)
     key = archive_key(now, decisions)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
     return key
+
+
+def read_archived_decisions(s3: Any, bucket: str, day: str) -> list[dict[str, Any]]:
+    """Every archived decision line of one day (YYYY-MM-DD), as dicts."""
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"decisions/date={day}/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+            found.extend(json.loads(line) for line in body.splitlines() if line.strip())
+    return found

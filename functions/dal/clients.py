@@ -12,6 +12,11 @@ from botocore.config import Config
 from functions.settings import Settings
 
 _RETRIES = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=20)
+# Sending is not idempotent: botocore would retry a read timeout (the message may have gone),
+# so the sending clients make one attempt and dispatch retries what certainly did not go out
+# (functions/dal/retry.py).
+_SENDING = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+_SENDING_SERVICES = frozenset({"sesv2", "sns"})
 
 
 @dataclass
@@ -25,7 +30,7 @@ class AwsClients:
                 service,
                 region_name=self.settings.region,
                 endpoint_url=self.settings.endpoint_url,
-                config=_RETRIES,
+                config=_SENDING if service in _SENDING_SERVICES else _RETRIES,
             )
         return self._cache[service]
 

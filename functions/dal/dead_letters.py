@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_REASON = 1000
+MAX_KEPT_BODY_BYTES = 200_000
+# Characters SQS refuses in a message or attribute (reasons may quote hostile input).
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _sqs_text(text: str) -> str:
+    return _NOT_SQS_TEXT.sub("?", text)
+
+
+def _kept_body(body: str) -> str:
+    """The body, cut to what a DLQ message can carry (cut on bytes, not characters)."""
+    data = body.encode("utf-8", "replace")
+    if len(data) <= MAX_KEPT_BODY_BYTES:
+        return _sqs_text(body) or "(empty)"
+    return _sqs_text(data[:MAX_KEPT_BODY_BYTES].decode("utf-8", "ignore"))
 
 
 def dead_letter(sqs: Any, dlq_url: str, body: str, reason: str, source: str) -> None:
@@ -13,9 +29,9 @@ def dead_letter(sqs: Any, dlq_url: str, body: str, reason: str, source: str) -> 
         raise RuntimeError(f"no dead-letter queue configured; cannot set aside a record: {reason}")
     sqs.send_message(
         QueueUrl=dlq_url,
-        MessageBody=body if len(body.encode()) < 250_000 else body[:200_000],
+        MessageBody=_kept_body(body),
         MessageAttributes={
-            "reason": {"DataType": "String", "StringValue": reason[:MAX_REASON] or "unknown"},
+            "reason": {"DataType": "String", "StringValue": _sqs_text(reason[:MAX_REASON]) or "unknown"},
             "source": {"DataType": "String", "StringValue": source},
         },
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from functions.dal.tables import DecisionRecord, LedgerRecord
 
@@ -88,6 +88,18 @@ def claim_send(decision_id: str) -> bool:
         if _conditional_failed(error):
             return False
         raise
+
+
+def mark_unconfirmed(decision_id: str) -> None:
+    """Say that a send was claimed but never recorded (the sender died after its claim, or is
+    still sending): the message went out once or not at all, and will not be sent again.
+    Leaves a recorded send alone."""
+    try:
+        DecisionRecord(decision_id).update(actions=[DecisionRecord.status.set("unconfirmed")],
+                                           condition=DecisionRecord.status != "sent")
+    except UpdateError as error:
+        if not _conditional_failed(error):
+            raise
 
 
 def release_claim(decision_id: str) -> None:

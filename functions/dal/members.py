@@ -7,7 +7,7 @@ and the item remembers the ids of its last events, so a redelivered event change
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
@@ -23,29 +23,47 @@ class ProfileConflict(RuntimeError):
     """The profile kept changing under us; the record is retried by SQS."""
 
 
+class ErasedMember(RuntimeError):
+    """The event is for a member who was erased (GDPR): no profile may be re-created."""
+
+
+def profile_of(record: MemberRecord) -> MemberProfile:
+    """The stored profile with the latest batch scores laid over it."""
+    profile = MemberProfile.model_validate(record.profile)
+    if record.scores_at is not None and (profile.scores_at is None or record.scores_at >= profile.scores_at):
+        profile.churn_risk, profile.clv, profile.scores_at = record.churn_risk, record.clv, record.scores_at
+    return profile
+
+
 def load_profiles(member_ids: Iterable[str]) -> dict[str, MemberProfile]:
     ids = sorted(set(member_ids))
     profiles: dict[str, MemberProfile] = {}
     for start in range(0, len(ids), 100):
         for record in MemberRecord.batch_get(ids[start : start + 100]):
-            profiles[record.member_id] = MemberProfile.model_validate(record.profile)
+            profiles[record.member_id] = profile_of(record)
     return profiles
 
 
 def load_profile(member_id: str) -> MemberProfile | None:
     try:
-        return MemberProfile.model_validate(MemberRecord.get(member_id, consistent_read=True).profile)
+        return profile_of(MemberRecord.get(member_id, consistent_read=True))
     except DoesNotExist:
         return None
 
 
-def apply_to_stored_profile(event: Any) -> bool:
-    """Apply `event` to its member's stored profile. False if it had been applied already."""
+def apply_to_stored_profile(event: Any, admit_new_member: Callable[[str], bool] | None = None) -> bool:
+    """Apply `event` to its member's stored profile. False if it had been applied already.
+
+    `admit_new_member(member_id)` is asked before a profile is created; False raises
+    ErasedMember (ingest passes the erasure check: a replayed event must not resurrect an
+    erased member). Asked only when no profile exists, so it costs nothing on the usual path."""
     for _ in range(MAX_ATTEMPTS):
         try:
             record = MemberRecord.get(event.member_id, consistent_read=True)
             profile = MemberProfile.model_validate(record.profile)
         except DoesNotExist:
+            if admit_new_member is not None and not admit_new_member(event.member_id):
+                raise ErasedMember(f"event {event.event_id} is for an erased member; dropped") from None
             record = MemberRecord(event.member_id, recent_events="")
             profile = new_profile(event.member_id)
         recent = (record.recent_events or "").split()

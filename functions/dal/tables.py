@@ -34,6 +34,11 @@ class MemberRecord(Model):
     recent_events = UnicodeAttribute(default="")
     updated_at = NumberAttribute(default=0)
     version = VersionAttribute()
+    # Daily batch scores (score_members), written by an update expression on these attributes
+    # alone; functions.dal.members lays them over the profile when reading it.
+    churn_risk = NumberAttribute(null=True)
+    clv = NumberAttribute(null=True)
+    scores_at = NumberAttribute(null=True)
 
 
 class DecisionsByMember(GlobalSecondaryIndex["DecisionRecord"]):

@@ -18,12 +18,16 @@ import numpy as np
 from functions.domain.offers import OFFER_KINDS, Offer
 from functions.domain.profile import HALF_LIFE_DAYS, TIER_THRESHOLDS, TIERS, MemberProfile
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 
 CHANNELS: tuple[str, ...] = ("email", "push", "sms")
-# Priors for engagement rates, shrunk toward with PRIOR_WEIGHT pseudo-sends.
-OPEN_RATE_PRIOR = {"email": 0.25, "push": 0.06, "sms": 0.10}
-CLICK_RATE_PRIOR = {"email": 0.03, "push": 0.02, "sms": 0.02}
+# Priors for a member's engagement rates per send, shrunk toward with PRIOR_WEIGHT pseudo-sends:
+# published industry averages (docs/simulator.md lists the sources). Email: opens ~22 %, clicks
+# ~2.5 % (Mailchimp 2019, Campaign Monitor 2022); push: direct opens 2–6 % (Braze, Leanplum),
+# a deep-link tap for about half of them; SMS: clicks 6–15 % (Klaviyo), lower in grocery, and
+# nearly every SMS is read.
+OPEN_RATE_PRIOR = {"email": 0.22, "push": 0.04, "sms": 0.90}
+CLICK_RATE_PRIOR = {"email": 0.025, "push": 0.02, "sms": 0.06}
 PRIOR_WEIGHT = 3.0
 CAP_DAYS = 365.0
 
@@ -240,20 +244,29 @@ def category_last_purchase_vector(profile: MemberProfile, catalog: CatalogArrays
     return vector
 
 
+def _circular_kernel(sigma_hours: float) -> np.ndarray:
+    offsets = np.arange(24)
+    distance = np.minimum(offsets, 24 - offsets)
+    kernel = np.exp(-0.5 * (distance / sigma_hours) ** 2)
+    return kernel / kernel.sum()
+
+
+_HOUR_KERNEL = np.fft.rfft(_circular_kernel(1.5))
+
+
 def hour_affinity_vector(profile: MemberProfile) -> np.ndarray:
-    """168 local hour-of-week weights, 1.0 = average; smoothed across neighbouring hours
-    and shrunk toward uniform so that a member with little history gets ~1 everywhere."""
+    """168 local hour-of-week weights, 1.0 = average. Activity (purchases, app opens, message
+    opens and clicks) is mostly a matter of the hour of the day: the hour-of-day profile is
+    smoothed with a 1.5-hour circular kernel and carries three quarters of the weight, the
+    week-specific hour the rest; the whole is shrunk toward uniform, so a member with little
+    history gets ~1 everywhere."""
     raw = np.array(profile.hour_of_week, dtype=np.float64)
     if not raw.any():
         return _UNIFORM_HOURS
-    smooth = 0.5 * raw
-    smooth[1:] += 0.25 * raw[:-1]
-    smooth[0] += 0.25 * raw[-1]
-    smooth[:-1] += 0.25 * raw[1:]
-    smooth[-1] += 0.25 * raw[0]
-    # Same hour on other days tells something too.
-    by_hour = smooth.reshape(7, 24).mean(axis=0)
-    blended = 0.5 * smooth + 0.5 * np.tile(by_hour, 7)
+    by_hour = raw.reshape(7, 24).sum(axis=0)
+    smooth_hour = np.fft.irfft(np.fft.rfft(by_hour) * _HOUR_KERNEL, n=24) / 7.0
+    smooth_week = 0.5 * raw + 0.25 * np.roll(raw, 1) + 0.25 * np.roll(raw, -1)
+    blended = 0.25 * smooth_week + 0.75 * np.tile(np.maximum(smooth_hour, 0.0), 7)
     total = blended.sum()
     prior_mass = 4.0
     return ((blended + prior_mass / 168.0) / (total + prior_mass) * 168.0).astype(np.float32)

@@ -247,6 +247,9 @@ def _purchase(p: MemberProfile, e: ev.PurchaseCompleted, at: float) -> None:
         value = item.quantity * item.unit_price or item.quantity
         p.categories.setdefault(item.category, Decayed()).add(value, at, HALF_LIFE_DAYS["category"])
     _trim_categories(p, at)
+    # When the member shops is when they are about: the strongest activity signal most
+    # members give (few open the app, and opens need messages first).
+    _add_hour_engagement(p, at, 0.5)
 
 
 def _points_earned(p: MemberProfile, e: ev.PointsEarned, at: float) -> None:

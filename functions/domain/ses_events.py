@@ -50,7 +50,16 @@ def _parse_time(value: str | None, fallback: datetime) -> datetime:
 
 
 def feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[ev.NotificationEvent]]:
-    """(event type, Fidelio events) for one SES record; [] for types Fidelio does not act on."""
+    """(event type, Fidelio events) for one SES record; [] for types Fidelio does not act on.
+    Raises UnreadableSesRecord when the record's fields have the wrong shape or values."""
+    try:
+        return _feedback_events(record, now)
+    except (TypeError, AttributeError, LookupError, ValueError) as error:  # ValidationError is a ValueError
+        raise UnreadableSesRecord(f"SES record has unusable fields: {type(error).__name__}: "
+                                  f"{' '.join(str(error).split())[:300]}") from error
+
+
+def _feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[ev.NotificationEvent]]:
     kind = str(record.get("eventType") or record.get("notificationType") or "")
     mail = record.get("mail") or {}
     decision_id, member_id = _tag(mail, "decision_id"), _tag(mail, "member_id")

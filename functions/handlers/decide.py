@@ -4,6 +4,8 @@ then sent now (dispatch queue) or later (a one-time EventBridge Scheduler schedu
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,19 +16,33 @@ from functions.dal.archive import archive_decisions
 from functions.dal.dead_letters import dead_letter
 from functions.dal.members import load_profiles
 from functions.dal.offers import load_catalog
+from functions.dal.privacy import erased_members, privacy_salt
 from functions.dal.schedules import schedule_dispatch
+from functions.dal.serving_config import (
+    ModelNotInRegistry,
+    ModelStore,
+    ServingConfig,
+    ServingConfigCache,
+    Variant,
+    variant_for,
+)
 from functions.dal.tables import MemberRecord
 from functions.domain.decision import Decision, PolicyConfig, PriorScorer, Scorer, decide_batch
+from functions.domain.drift import logged_features
 from functions.domain.events import InvalidEvent, SweepRequested
 from functions.domain.features import FEATURE_NAMES, FEATURE_VERSION
-from functions.domain.scoring import OnnxScorer
+from functions.domain.scoring import ModelMismatch, OnnxScorer
 from functions.domain.triggers import DecisionRequest, triggers_for
+from functions.faults import crash_point
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import parse_envelope
-from functions.observability import count, logger, mask_pii, metrics, tracer
+from functions.observability import count, count_by, logger, mask_pii, metrics, tracer
 
 SEND_NOW_WINDOW_S = 120.0
-_scorer: Scorer | None = None
+BUNDLED = "bundled"  # key of the model shipped in the bundle (settings.model_dir)
+_scorers: dict[str, Scorer] = {}  # by registry version, or BUNDLED: one load per version
+_config_cache: ServingConfigCache | None = None
+_config_clock: Callable[[], float] = time.monotonic
 
 
 def _model_dir(configured: str) -> Path:
@@ -36,27 +52,82 @@ def _model_dir(configured: str) -> Path:
     return path
 
 
-def scorer() -> Scorer:
-    """The offer model, loaded once per container (the prior until a model is shipped)."""
-    global _scorer
-    if _scorer is None:
-        directory = _model_dir(deps().settings.model_dir)
-        if (directory / "model.onnx").exists():
-            _scorer = OnnxScorer(directory, FEATURE_NAMES, FEATURE_VERSION)
+def _bundled_scorer() -> Scorer:
+    directory = _model_dir(deps().settings.model_dir)
+    if (directory / "model.onnx").exists():
+        return OnnxScorer(directory, FEATURE_NAMES, FEATURE_VERSION)
+    logger.warning("no model found; using the prior scorer", extra={"model_dir": str(directory)})
+    return PriorScorer()
+
+
+def serving_config() -> ServingConfig | None:
+    """The serving config (SSM, cached for settings.serving_config_ttl_s); None when the
+    parameter does not exist, so the bundled model serves (local runs, first deploy)."""
+    global _config_cache
+    s = deps().settings
+    if _config_cache is None or _config_cache.name != s.serving_config_parameter:
+        _config_cache = ServingConfigCache(deps().clients.client("ssm"), s.serving_config_parameter,
+                                           s.serving_config_ttl_s, clock=_config_clock)
+    try:
+        return _config_cache.get()
+    except Exception:
+        # Fail static: keep serving what was served (SSM throttled or unreachable).
+        logger.exception("serving config unreadable; keeping the last one")
+        count("ServingConfigErrors")
+        return _config_cache.hold()
+
+
+def scorer_for(version: str) -> Scorer:
+    """The model of `version` (from the S3 registry, cached on local disk), loaded once."""
+    if version not in _scorers:
+        if version == BUNDLED:
+            _scorers[version] = _bundled_scorer()
         else:
-            logger.warning("no model found; using the prior scorer", extra={"model_dir": str(directory)})
-            _scorer = PriorScorer()
-    return _scorer
+            s, clients = deps().settings, deps().clients
+            store = ModelStore(clients.s3, s.data_bucket, s.model_registry_prefix, s.model_cache_dir)
+            _scorers[version] = OnnxScorer(store.directory(version), FEATURE_NAMES, FEATURE_VERSION)
+    return _scorers[version]
 
 
-def reset_model() -> None:
-    global _scorer
-    _scorer = None
+def variant_scorers(config: ServingConfig | None) -> dict[Variant, Scorer]:
+    """The scorer of each variant in service. A challenger that cannot be loaded leaves its
+    members with the champion (and an error metric): it must never stop decisions."""
+    if config is None:
+        return {"champion": scorer_for(BUNDLED)}
+    try:
+        served: dict[Variant, Scorer] = {"champion": scorer_for(config.champion)}
+    except (ModelNotInRegistry, ModelMismatch):
+        logger.exception("champion model unusable; serving the bundled model",
+                         extra={"version": config.champion})
+        count_by("ModelLoadErrors", "Variant", "champion")
+        served = {"champion": scorer_for(BUNDLED)}
+    if config.challenger is not None and config.challenger_share > 0:
+        try:
+            served["challenger"] = scorer_for(config.challenger)
+        except (ModelNotInRegistry, ModelMismatch):
+            logger.exception("challenger model unusable; its members get the champion",
+                             extra={"version": config.challenger})
+            count_by("ModelLoadErrors", "Variant", "challenger")
+    return served
+
+
+def scorer() -> Scorer:
+    """The champion's model (what callers without a member split, e.g. offers_api, serve)."""
+    return variant_scorers(serving_config())["champion"]
+
+
+def reset_model(config_clock: Callable[[], float] | None = None) -> None:
+    """Forget loaded models and the cached config (tests may pass a fake monotonic clock)."""
+    global _config_cache, _config_clock
+    _scorers.clear()
+    _config_cache = None
+    _config_clock = config_clock or time.monotonic
 
 
 def policy_config() -> PolicyConfig:
     s = deps().settings
-    return PolicyConfig(holdout_share=s.holdout_share, holdout_salt=s.holdout_salt)
+    return PolicyConfig(holdout_share=s.holdout_share, holdout_salt=s.holdout_salt,
+                        slot_hours=s.send_window_hours)
 
 
 def _requests_for(detail_type: str, event: Any) -> list[DecisionRequest]:
@@ -75,11 +146,44 @@ def _requests_for(detail_type: str, event: Any) -> list[DecisionRequest]:
     ]
 
 
+def _decide_by_variant(chunk: list[DecisionRequest], profiles: dict[str, Any], now: datetime) -> list[Decision]:
+    """Each member is decided with the model of their (sticky) variant; the decision logs the
+    variant and the model version that served it."""
+    config = serving_config()
+    served = variant_scorers(config)
+    salt = deps().settings.variant_salt
+    groups: dict[Variant, list[DecisionRequest]] = {}
+    for request in chunk:
+        variant = variant_for(request.member_id, config, salt)
+        groups.setdefault(variant if variant in served else "champion", []).append(request)
+    decided: list[Decision] = []
+    catalog, policy = load_catalog(), policy_config()
+    for variant, requests in groups.items():
+        decided.extend(decide_batch(requests, profiles, catalog, served[variant], now, policy, variant=variant))
+    return decided
+
+
+def _without_erased_members(chunk: list[DecisionRequest], profiles: dict[str, Any]) -> list[DecisionRequest]:
+    """Drop requests of erased members (GDPR): a decision would store their id again. Only
+    members without a profile are checked, so the usual batch costs no extra read."""
+    missing = {r.member_id for r in chunk} - profiles.keys()
+    if not missing:
+        return chunk
+    d = deps()
+    erased = erased_members(missing, privacy_salt(d.settings, d.clients))
+    if erased:
+        count("RequestsOfErasedMembers", len([r for r in chunk if r.member_id in erased]))
+    return [r for r in chunk if r.member_id not in erased]
+
+
 def act_on(decision: Decision, now: datetime) -> str:
     """Store the decision once and put its message on its way."""
     d = deps()
     new = decision_store.record_decision(decision, d.settings.decision_ttl_days)
+    crash_point("decide.after_record_decision")
     count("Decisions" if new else "DuplicateDecisions")
+    if new:
+        count_by("Decisions", "Variant", decision.variant)
     if not decision.sends:
         return "no_send"
     assert decision.action.send_at is not None
@@ -115,10 +219,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     flat = [r for rs in requests.values() for r in rs]
     decisions_by_message: dict[str, list[Decision]] = {}
     archived: list[Decision] = []
+    logged: dict[str, dict[str, Any]] = {}
     for start in range(0, len(flat), 100):
         chunk = flat[start : start + 100]
         profiles = load_profiles(r.member_id for r in chunk)
-        decided = decide_batch(chunk, profiles, load_catalog(), scorer(), now, policy_config())
+        chunk = _without_erased_members(chunk, profiles)
+        decided = _decide_by_variant(chunk, profiles, now)
+        if d.settings.data_bucket:
+            catalog = load_catalog()
+            for x in decided:
+                if x.member_id in profiles and (x.top or x.sends):
+                    logged[x.decision_id] = logged_features(x, profiles[x.member_id], catalog, now)
         by_cause = {(x.member_id, x.cause_id, x.trigger): x for x in decided}
         for message_id, rs in requests.items():
             for r in rs:
@@ -134,5 +245,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.exception("acting on a decision failed; the record will be retried")
             failures.append({"itemIdentifier": message_id})
     if archived and d.settings.data_bucket:
-        archive_decisions(d.clients.s3, d.settings.data_bucket, archived, now)
+        archive_decisions(d.clients.s3, d.settings.data_bucket, archived, now, logged)
     return {"batchItemFailures": failures}

@@ -7,9 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from functions.dal.members import apply_to_stored_profile
+from functions.dal.consent import record_consent
+from functions.dal.members import ErasedMember, apply_to_stored_profile
+from functions.dal.privacy import is_erased, privacy_salt
+from functions.domain.consent import entries_of
 from functions.domain.events import SweepRequested
 from functions.domain.triggers import DEFAULT_TRIGGERS
+from functions.faults import crash_point
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import PoisonRecord, parse_envelope, run_batch
 from functions.observability import count, logger, metrics, tracer
@@ -19,13 +23,28 @@ TRIGGERING_TYPES = frozenset(t.on for t in DEFAULT_TRIGGERS if not t.on.startswi
 deps()  # build clients at cold start, reused by warm invocations
 
 
+def _not_erased(member_id: str) -> bool:
+    d = deps()
+    return not is_erased(member_id, privacy_salt(d.settings, d.clients))
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     detail_type, event, _ = parse_envelope(record.body)
     if isinstance(event, SweepRequested):
         raise PoisonRecord("sweep.requested is for decide, not ingest (check the rule patterns)")
-    changed = apply_to_stored_profile(event)
+    try:
+        changed = apply_to_stored_profile(event, admit_new_member=_not_erased)
+    except ErasedMember:
+        count("EventsOfErasedMembers")  # a replay or a late event: nothing kept, nothing forwarded
+        return "erased_member"
+    crash_point("ingest.after_profile_write")
     count("EventsApplied" if changed else "DuplicateEvents")
+    # Proof of consent, written even for a duplicate: a crash after the profile write must not
+    # lose the history, and the conditional put keeps a redelivery from adding a record.
+    recorded = record_consent(entries_of(event))
+    if recorded:
+        count("ConsentRecorded", recorded)
     if detail_type in TRIGGERING_TYPES:
         # Forwarded even for a duplicate: decide's decision id is deterministic, so a
         # redelivery cannot cause a second message, and a crash after the profile write

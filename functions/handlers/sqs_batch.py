@@ -12,10 +12,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.dal.dead_letters import dead_letter
-from functions.domain.events import InvalidEvent, parse_event
+from functions.domain.events import MAX_DETAIL_BYTES, InvalidEvent, parse_event
 from functions.observability import logger, mask_pii
 
-MAX_BODY_BYTES = 256 * 1024
+# An event's detail may hold up to MAX_DETAIL_BYTES; the EventBridge envelope around it is small.
+MAX_BODY_BYTES = MAX_DETAIL_BYTES + 8 * 1024
 
 
 class PoisonRecord(InvalidEvent):

@@ -19,11 +19,16 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
+from functions.dal.privacy import ARCHIVE_PREFIXES, MODELS_PREFIX
 from functions.settings import Settings, env_var, settings_from_env
 from infra import constants, spec
 from infra.constructs.acknowledgments import acknowledge, nag_resource
+from infra.constructs.lifecycle_grants import LifecycleGrants
 from infra.constructs.queues import WorkQueues
 from infra.constructs.scheduling import SendScheduling
+
+# What the privacy function rewrites (functions/dal/privacy.py) and where it reads model cards.
+PRIVACY_WRITABLE_PREFIXES = (*ARCHIVE_PREFIXES, "privacy/")
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -31,7 +36,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 NON_RESOURCE_SETTINGS = constants.NON_RESOURCE_SETTINGS
 SECRET_SETTINGS = constants.SECRET_SETTINGS
 LINK_SIGNING_FUNCTIONS = constants.LINK_SIGNING_FUNCTIONS
-LINK_SIGNING_KEY_ID = constants.LINK_SIGNING_KEY_ID
 
 
 @dataclass(frozen=True)
@@ -100,15 +104,8 @@ class Functions(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         # HMAC key for the one-click unsubscribe links (RFC 8058) dispatch puts in every email.
-        self.link_signing_secret = secretsmanager.Secret(
-            self,
-            "LinkSigningKey",
-            description="Fidelio: HMAC key signing unsubscribe and preference links",
-            encryption_key=resources.key,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
+        self.link_signing_secret = self._random_secret(
+            "LinkSigningKey", "Fidelio: HMAC key signing unsubscribe and preference links", resources.key
         )
         acknowledge(
             self.link_signing_secret,
@@ -117,6 +114,19 @@ class Functions(Construct):
             "a scheduled rotation would silently break every link already sent. It is rotated "
             "by hand (new secret value, then deploy) when that trade-off is acceptable or after "
             "a compromise, as docs/infrastructure.md describes.",
+        )
+        # Salt of member pseudonyms (GDPR erasure: suppression records, the erasure list, training
+        # rows). Read by the functions that check erasures; the training export needs the same value.
+        self.pseudonym_salt_secret = self._random_secret(
+            "PseudonymSalt", "Fidelio: salt (HMAC key) of member pseudonyms; never rotate (docs/privacy.md)",
+            resources.key,
+        )
+        acknowledge(
+            self.pseudonym_salt_secret,
+            "AwsSolutions-SMG4",
+            "The salt keys the pseudonyms that remember erased members (suppression of replayed "
+            "events, the erasure list the next training reads): a new value would forget every "
+            "erasure, so it is never rotated; docs/privacy.md says what to do after a compromise.",
         )
         code = lambda_.Code.from_asset(str(assets.code_dir))
         self.functions: dict[str, lambda_.Function] = {}
@@ -128,14 +138,45 @@ class Functions(Construct):
         self._grant_dispatch(self.functions["dispatch"])
         self._grant_feedback(self.functions["feedback"])
         self._grant_offers_api(self.functions["offers_api"])
+        self._grant_preferences(self.functions["preferences"])
+        self._grant_privacy(self.functions["privacy"])
+        # Serving config + registry (decide, offers_api), drift monitor, batch scoring, schedules.
+        self.lifecycle = LifecycleGrants(self, "Lifecycle", names=names, functions=self.functions,
+                                         roles=self.roles, resources=resources)
+        for name in sorted(constants.PSEUDONYM_SALT_FUNCTIONS):
+            self.pseudonym_salt_secret.grant_read(self.functions[name])
         # The app backend signs its requests (SigV4): only principals allowed both
         # lambda:InvokeFunctionUrl and lambda:InvokeFunction on this function get through.
         self.offers_api_url = self.functions["offers_api"].add_function_url(
             auth_type=lambda_.FunctionUrlAuthType.AWS_IAM
         )
+        # Members click unsubscribe / preference links from their inbox, and mailbox providers
+        # POST the one-click unsubscribe (RFC 8058) without credentials: the URL is public and
+        # the signed, expiring link token is the authentication (checked by the handler).
+        self.preferences_url = self.functions["preferences"].add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE
+        )
+        if resources.unsubscribe_base_url == constants.DEFAULT_UNSUBSCRIBE_BASE_URL:
+            # No public domain configured: links in emails point at the function URL itself.
+            self.functions["dispatch"].add_environment(
+                env_var("unsubscribe_base_url"), Fn.join("", [self.preferences_url.url, "unsubscribe"])
+            )
         self._acknowledge_findings()
 
     # -- building blocks ------------------------------------------------------------------
+
+    def _random_secret(self, construct_id: str, description: str, key: kms.IKey) -> secretsmanager.Secret:
+        """A generated 64-character secret under the stack's key, kept when the stack goes."""
+        return secretsmanager.Secret(
+            self,
+            construct_id,
+            description=description,
+            encryption_key=key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
 
     def environment(self, function_spec: spec.FunctionSpec) -> dict[str, str]:
         """Every resource-naming Settings field, set from the real resource."""
@@ -155,17 +196,23 @@ class Functions(Construct):
             env_var("data_bucket"): r.data_bucket.bucket_name,
             env_var("unsubscribe_base_url"): r.unsubscribe_base_url,
             env_var("model_dir"): f"{constants.LAMBDA_TASK_ROOT}/model_artifacts/offers",
+            env_var("churn_model_dir"): f"{constants.LAMBDA_TASK_ROOT}/model_artifacts/churn",
+            env_var("serving_config_parameter"): self._names.serving_config_parameter,
+            env_var("pipeline_name"): self._names.retraining_pipeline,
             env_var("dlq_url"): (r.queues[function_spec.queue].dlq.queue_url if function_spec.queue else ""),
             "POWERTOOLS_SERVICE_NAME": f"{self._names.prefix}-{function_spec.logical_name}",
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": r.log_level,
         }
         if function_spec.logical_name in LINK_SIGNING_FUNCTIONS:
-            # A CloudFormation dynamic reference: the key never appears in the template.
-            values[env_var("link_signing_keys")] = Fn.join(
-                "", [f"{LINK_SIGNING_KEY_ID}:", self.link_signing_secret.secret_value.unsafe_unwrap()]
-            )
-        _check_covers_settings(values, secrets=function_spec.logical_name in LINK_SIGNING_FUNCTIONS)
+            # Only the secret's ARN: the keys are read at run time (and re-read every few
+            # minutes, so a rotation needs no deploy) and never appear in the template or the
+            # function's configuration.
+            values[env_var("link_signing_secret")] = self.link_signing_secret.secret_arn
+        if function_spec.logical_name in constants.PSEUDONYM_SALT_FUNCTIONS:
+            values[env_var("pseudonym_salt_secret")] = self.pseudonym_salt_secret.secret_arn
+        _check_covers_settings(values, secrets=frozenset(
+            field for field in SECRET_SETTINGS if env_var(field) in values))
         return values
 
     def _function(self, function_spec: spec.FunctionSpec, code: lambda_.Code) -> lambda_.Function:
@@ -236,6 +283,8 @@ class Functions(Construct):
         r.tables["members"].grants.read_write_data(function)
         r.tables["idempotency"].grants.read_write_data(function)
         r.queues["decide"].queue.grants.send_messages(function)  # hands triggers to decide
+        r.tables["ledger"].grants.write_data(function)  # appends consent history (conditional puts)
+        r.tables["ledger"].grants.read_data(function)  # is a new member an erased one? (tombstone)
 
     def _grant_decide(self, function: lambda_.Function) -> None:
         r = self._resources
@@ -281,6 +330,7 @@ class Functions(Construct):
             resource_arns=[r.scheduling.schedule_arns()],
         )
         r.bus.grants.actions(function, ["events:PutEvents"])  # notification.sent, for fatigue counting
+        self.link_signing_secret.grant_read(function)  # signs the unsubscribe links
 
     def _grant_feedback(self, function: lambda_.Function) -> None:
         r = self._resources
@@ -293,6 +343,43 @@ class Functions(Construct):
         r.tables["members"].grants.read_data(function)  # the profile (never written here)
         r.tables["offers"].grants.read_data(function)  # Scan for the catalog
         r.tables["decisions"].grants.write_data(function)  # the placement, once per member and day
+
+    def _grant_preferences(self, function: lambda_.Function) -> None:
+        r = self._resources
+        r.tables["members"].grants.read_write_data(function)  # applies the consent change at once
+        r.tables["ledger"].grants.read_write_data(function)  # consent history, privacy requests
+        r.bus.grants.actions(function, ["events:PutEvents"])  # consent.changed, privacy.requested
+        self.link_signing_secret.grant_read(function)  # verifies link tokens
+
+    def _grant_privacy(self, function: lambda_.Function) -> None:
+        """Export reads a member everywhere; erasure deletes them everywhere (docs/privacy.md)."""
+        r = self._resources
+        for table in ("members", "decisions", "ledger", "idempotency"):
+            r.tables[table].grants.read_write_data(function)
+        # Archives and training exports are read and rewritten without the member's rows (old
+        # versions deleted too); exports and the erasure list are written under privacy/; model
+        # cards are only read (lineage). Named actions on named prefixes, not the bucket grants.
+        bucket = r.data_bucket
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["s3:ListBucket", "s3:ListBucketVersions"],
+            resource_arns=[bucket.bucket_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject",
+                     "s3:DeleteObjectVersion"],
+            resource_arns=[bucket.arn_for_objects(f"{prefix}*") for prefix in PRIVACY_WRITABLE_PREFIXES],
+        )
+        iam.Grant.add_to_principal(
+            grantee=function, actions=["s3:GetObject"], resource_arns=[bucket.arn_for_objects(f"{MODELS_PREFIX}*")]
+        )
+        r.key.grant_encrypt_decrypt(function)  # the bucket's SSE-KMS key
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["scheduler:GetSchedule", "scheduler:DeleteSchedule"],  # the member's pending sends
+            resource_arns=[r.scheduling.schedule_arns()],
+        )
 
     def _grant_schedule_sends(self, function: lambda_.Function) -> None:
         """One-time schedules in Fidelio's group only, run as the scheduler role."""
@@ -341,7 +428,7 @@ class Functions(Construct):
                     else "."
                 ),
             )
-            if name in ("decide", "dispatch", "feedback"):
+            if name in ("decide", "dispatch", "feedback", "privacy"):
                 acknowledge(
                     role,
                     f"AwsSolutions-IAM5[Resource::{index_arns}]",
@@ -358,7 +445,7 @@ class Functions(Construct):
                     "accepts no write on an index, so the wildcard grants nothing more; it is "
                     "limited to that one table's indexes.",
                 )
-            if name in ("decide", "dispatch"):
+            if name in ("decide", "dispatch", "privacy"):
                 acknowledge(
                     role,
                     f"AwsSolutions-IAM5[Resource::{schedule_arns}]",
@@ -366,6 +453,16 @@ class Functions(Construct):
                     "the decision id: the wildcard is limited to schedules of Fidelio's own "
                     "schedule group.",
                 )
+        privacy_role = self.roles["privacy"]
+        for prefix in (*PRIVACY_WRITABLE_PREFIXES, MODELS_PREFIX):
+            acknowledge(
+                privacy_role,
+                f"AwsSolutions-IAM5[Resource::{nag_resource(self, r.data_bucket.arn_for_objects(prefix + '*'))}]",
+                f"GDPR export and erasure read every object under {prefix} (keys are dates and "
+                "content hashes, unknown in advance) and rewrite archives without the erased member's "
+                "rows; the wildcard is limited to that prefix of the data bucket"
+                + (" and to reading model cards." if prefix == MODELS_PREFIX else "."),
+            )
         decide_role = self.roles["decide"]
         acknowledge(
             decide_role,
@@ -381,11 +478,11 @@ class Functions(Construct):
         )
 
 
-def _check_covers_settings(values: dict[str, str], *, secrets: bool) -> None:
-    """Fail synth when a Settings field that names a resource is left to its default."""
+def _check_covers_settings(values: dict[str, str], *, secrets: frozenset[str]) -> None:
+    """Fail synth when a Settings field that names a resource is left to its default
+    (secrets: the secret-naming fields this function is given; the others stay unset)."""
     resource_fields = set(Settings.model_fields) - NON_RESOURCE_SETTINGS
-    if not secrets:
-        resource_fields -= SECRET_SETTINGS
+    resource_fields -= SECRET_SETTINGS - secrets
     missing = sorted(field for field in resource_fields if env_var(field) not in values)
     if missing:
         raise ValueError(f"function environment does not set Settings fields {missing}")

@@ -59,7 +59,15 @@ class DataStorage(Construct):
                     ],
                     noncurrent_version_expiration=Duration.days(constants.DATA_NONCURRENT_EXPIRY_DAYS),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
+                ),
+                # GDPR exports hold a member's personal data: kept long enough to be handed over,
+                # then gone (old versions too), whatever happens to the request afterwards.
+                s3.LifecycleRule(
+                    id="expire-privacy-exports",
+                    prefix="privacy/exports/",
+                    expiration=Duration.days(constants.PRIVACY_EXPORT_EXPIRY_DAYS),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -83,9 +83,11 @@ def test_every_resource_setting_is_set_from_the_real_resource(
         variables = template_json["Resources"][function_ids[name]]["Properties"]["Environment"]["Variables"]
         # Given the environment of a function
         # Then every Settings field naming a resource is set (secrets only where used)
-        expected = (
-            resource_fields if name in LINK_SIGNING_FUNCTIONS else resource_fields - {"link_signing_keys"}
-        )
+        expected = resource_fields
+        if name not in LINK_SIGNING_FUNCTIONS:
+            expected = expected - {"link_signing_secret"}
+        if name not in constants.PSEUDONYM_SALT_FUNCTIONS:
+            expected = expected - {"pseudonym_salt_secret"}
         missing = sorted(f for f in expected if env_var(f) not in variables)
         assert not missing, f"{name} leaves {missing} to their defaults"
         # and the values point at this stack's resources
@@ -108,14 +110,15 @@ def test_every_resource_setting_is_set_from_the_real_resource(
 def test_the_link_signing_key_never_appears_in_the_template(
     template_json: dict[str, Any], function_ids: dict[str, str]
 ) -> None:
-    (secret_id,) = resources_of(template_json, "AWS::SecretsManager::Secret")
-    variables = template_json["Resources"][function_ids["dispatch"]]["Properties"]["Environment"]["Variables"]
-    # Given dispatch's signing keys
-    value = variables[env_var("link_signing_keys")]
-    # Then they are a dynamic reference to the generated secret, resolved at deploy time
-    assert value == {
-        "Fn::Join": ["", ["k1:{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
-    }
+    (secret_id,) = [i for i in resources_of(template_json, "AWS::SecretsManager::Secret") if "LinkSigningKey" in i]
+    for name in sorted(LINK_SIGNING_FUNCTIONS):
+        variables = template_json["Resources"][function_ids[name]]["Properties"]["Environment"]["Variables"]
+        # Given the environment of a function that signs or verifies links
+        # Then it names the generated secret (read at run time, so rotation needs no deploy)
+        assert variables[env_var("link_signing_secret")] == {"Ref": secret_id}
+        # and holds no key itself, not even as a deploy-time dynamic reference
+        assert env_var("link_signing_keys") not in variables
+        assert "resolve:secretsmanager" not in repr(variables)
 
 
 def test_only_model_scorers_carry_the_model_runtime_layer(

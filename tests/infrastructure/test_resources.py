@@ -19,7 +19,9 @@ def test_every_resource_kind_of_the_design_is_deployed(template: Template) -> No
         "AWS::KMS::Key": 1,
         "AWS::Events::EventBus": 1,
         "AWS::Events::Archive": 1,
-        "AWS::Events::Rule": len(queues_with_rules) + len(spec.SWEEP_SCHEDULES),
+        # + the retraining pipeline's weekly schedule and drift trigger
+        "AWS::Events::Rule": len(queues_with_rules) + len(spec.SWEEP_SCHEDULES) + 2
+        + len(spec.FUNCTION_SCHEDULES),  # drift monitor, batch scoring
         "AWS::SQS::Queue": 2 * len(spec.QUEUES),  # each queue and its DLQ
         "AWS::DynamoDB::GlobalTable": len(spec.TABLES),  # TableV2
         "AWS::Lambda::Function": len(spec.FUNCTIONS),
@@ -30,8 +32,11 @@ def test_every_resource_kind_of_the_design_is_deployed(template: Template) -> No
         "AWS::SES::ConfigurationSet": 1,
         "AWS::SES::ConfigurationSetEventDestination": 1,
         "AWS::Scheduler::ScheduleGroup": 1,
-        "AWS::CloudWatch::Alarm": len(spec.QUEUES) + len(spec.FUNCTIONS),
-        "AWS::SecretsManager::Secret": 1,
+        "AWS::CloudWatch::Alarm": len(spec.QUEUES) + len(spec.FUNCTIONS) + 1,  # + feature drift
+        "AWS::CloudWatch::Dashboard": 1,
+        "AWS::SageMaker::Pipeline": 1,
+        "AWS::SageMaker::ModelPackageGroup": 1,
+        "AWS::SecretsManager::Secret": 2,  # link-signing keys, pseudonym salt
     }
     for resource_type, count in expected.items():
         template.resource_count_is(resource_type, count)

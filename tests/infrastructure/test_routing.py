@@ -8,13 +8,19 @@ from infra import constants, spec
 from tests.infrastructure.cfn_template import as_list, ref_id, resources_of
 
 
+def _aws_service_rule(properties: dict[str, Any]) -> bool:
+    """A rule on AWS's own events (an alarm's state change): those only reach the default bus."""
+    sources = as_list(properties.get("EventPattern", {}).get("source", []))
+    return bool(sources) and all(str(s).startswith("aws.") for s in sources)
+
+
 def test_each_rule_pattern_equals_the_spec_pattern_and_targets_its_queue(
     template_json: dict[str, Any], queue_ids: dict[str, tuple[str, str]]
 ) -> None:
     # Given the rules on the bus
     rules = resources_of(template_json, "AWS::Events::Rule")
     by_name = {rule["Properties"]["Name"]: rule["Properties"] for rule in rules.values()
-               if "EventPattern" in rule["Properties"]}
+               if "EventPattern" in rule["Properties"] and not _aws_service_rule(rule["Properties"])}
     names = spec.Names()
     routed = [q for q in spec.QUEUES if q.detail_types]
     # Then there is exactly one rule per queue the spec routes from the bus
@@ -34,8 +40,8 @@ def test_rules_listen_on_the_fidelio_bus(template_json: dict[str, Any]) -> None:
     assert bus["Properties"]["Name"] == spec.Names().bus
     # Then every routing rule is attached to it, not to the default bus
     for rule in resources_of(template_json, "AWS::Events::Rule").values():
-        if "ScheduleExpression" in rule["Properties"]:
-            continue  # schedules live on the default bus by design
+        if "ScheduleExpression" in rule["Properties"] or _aws_service_rule(rule["Properties"]):
+            continue  # schedules and AWS service events live on the default bus by design
         assert ref_id(rule["Properties"]["EventBusName"]) == bus_id
 
 
@@ -82,9 +88,11 @@ def test_scheduled_sweeps_put_a_valid_sweep_event_on_the_decide_queue(
     from functions.domain.events import parse_event
 
     # Given the schedule rules
+    decide_queue = queue_ids["decide"][0]
     schedules = {r["Properties"]["ScheduleExpression"]: r["Properties"]
                  for r in resources_of(template_json, "AWS::Events::Rule").values()
-                 if "ScheduleExpression" in r["Properties"]}
+                 if "ScheduleExpression" in r["Properties"]
+                 and any(decide_queue in repr(t["Arn"]) for t in r["Properties"]["Targets"])}
     # Then there is one per sweep of the spec, targeting decide's queue
     assert sorted(schedules) == sorted(expression for _, expression in spec.SWEEP_SCHEDULES)
     for sweep, expression in spec.SWEEP_SCHEDULES:

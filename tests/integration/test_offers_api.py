@@ -16,6 +16,7 @@ from functions.dal.members import import_history
 from functions.dal.offers import replace_catalog
 from functions.dal.tables import DecisionRecord
 from functions.domain import events as ev
+from functions.domain.decision import PriorScorer
 from functions.domain.offers import Offer
 from functions.handlers import decide, deps
 from tests.conftest import canonical_event
@@ -78,7 +79,7 @@ def test_a_coffee_buyer_gets_the_coffee_offer_first_with_a_reason(api: LocalRunn
     # Then the coffee offer comes first, with a reason a person can read
     assert status == 200
     assert set(body) == {"member_id", "decision_id", "model_version", "offers"}
-    assert body["member_id"] == "m-coffee" and body["model_version"] == "prior-1"
+    assert body["member_id"] == "m-coffee" and body["model_version"] == PriorScorer.version
     assert [o["offer_id"] for o in body["offers"]] == ["coffee-10", "wine-10"]  # guardrails drop the rest
     top = body["offers"][0]
     assert top["title"] == "10% off coffee"

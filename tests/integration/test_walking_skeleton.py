@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fidelio.local.runner import LocalRunner
+from functions import clock
 from functions.dal.members import load_profile
 from functions.dal.offers import replace_catalog
 from functions.dal.tables import DecisionRecord, MemberRecord
@@ -49,9 +50,12 @@ def test_events_reach_only_the_queue_their_rule_routes_them_to(local_stack):
     sqs = local_stack.client("sqs")
     got = {q: [json.loads(m["Body"])["detail-type"] for m in drain(sqs, url)]
            for q, url in local_stack.queue_urls.items()}
-    # Then profile events went to ingest, sweeps to decide, nothing to dispatch or feedback
-    assert sorted(got["ingest"]) == sorted(n for n in canonical_events() if n != "sweep.requested")
+    # Then profile events went to ingest, sweeps to decide, privacy requests to privacy,
+    # nothing to dispatch or feedback
+    assert sorted(got["ingest"]) == sorted(n for n in canonical_events()
+                                           if n not in {"sweep.requested", "privacy.requested"})
     assert got["decide"] == ["sweep.requested"]
+    assert got["privacy"] == ["privacy.requested"]
     assert got["dispatch"] == [] and got["feedback"] == []
 
 
@@ -64,6 +68,12 @@ def test_a_purchase_travels_to_an_email_with_one_click_unsubscribe(local_stack):
     # When their purchase is published and the stack runs
     _publish(local_stack, _member_events("m-walk", "ann@example.com"))
     runner.pump()
+    # (the engine may pick a later hour: let the afternoon pass so that a scheduled send fires)
+    clock.set_clock(lambda: NOW + timedelta(hours=4))
+    try:
+        runner.pump()
+    finally:
+        clock.set_clock(lambda: NOW)
     # Then exactly one email reached them, with RFC 8058 headers, and the decision says sent
     emails = raw_emails_to(local_stack.endpoint, "ann@example.com")
     assert len(emails) == 1

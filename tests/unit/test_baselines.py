@@ -142,12 +142,12 @@ def test_oracle_earns_more_net_value_than_random_at_the_same_volume(seed):
     random = simulate_baseline(
         "random", config, OFFERS, POLICY, sends_budget=oracle.outcome.sends, rng_seed=seed
     )
-    # Then the oracle's sends are worth more, by the truth at send time
-    # (offer value x P(convert) - send cost - unsubscribe cost x P(opt-out))
-    assert oracle.expected_net_value > 0 > random.expected_net_value
-    # and in what actually happened (offer value of conversions - send cost - lost members)
-    assert oracle.net_value >= random.net_value
-    assert oracle.outcome.conversions >= random.outcome.conversions
+    # Then the oracle's sends are worth far more, by the truth at send time
+    # (expected revenue - send cost - unsubscribe cost x P(opt-out))
+    assert oracle.expected_net_value > 1.5 * max(random.expected_net_value, 0.0) > 0
+    # and in expected revenue alone (a world this small converts a handful of times: what
+    # actually happened is a draw, compared at demo size in the report instead)
+    assert oracle.outcome.expected_revenue > 1.5 * random.outcome.expected_revenue
 
 
 def test_outcomes_are_consistent_with_the_simulator(runs):

@@ -100,7 +100,7 @@ def test_summary_holds_every_documented_key_with_numbers(summary):
             assert _is_number(figures[key]), (name, key)
     for key in ("relative", "ci_low", "ci_high", "treated_mean", "holdout_mean", "treated_n", "holdout_n"):
         assert _is_number(summary["lift"][key]), key
-    assert summary["lift"]["metric"] == "purchases"
+    assert summary["lift"]["metric"] == "conversions"
     assert _is_number(summary["ope"]["truth"]) and summary["ope"]["target"] == "fidelio"
     assert _is_number(summary["ope"]["n"])
     for estimator in ("ips", "snips", "dr"):
@@ -141,7 +141,8 @@ def test_ratios_with_a_zero_or_missing_denominator_are_null(run):
     ratios = build_summary(zero, "fidelio", resamples=50)["ratios"]
     # Then every ratio is null rather than an error or infinity
     assert ratios == {"net_value_vs_blast": None, "net_value_vs_oracle": None,
-                      "unsubscribes_per_member_vs_blast": None}
+                      "unsubscribes_per_member_vs_blast": None, "expected_net_value_vs_blast": None,
+                      "expected_net_value_vs_oracle": None, "expected_unsubscribes_per_member_vs_blast": None}
 
 
 class _Page(HTMLParser):
@@ -222,3 +223,20 @@ def test_write_outputs_creates_the_folder(run, tmp_path: Path):
     out = tmp_path / "a" / "b"
     paths = write_outputs(run, out)
     assert all(p.exists() and p.parent == out for p in paths)
+
+
+def test_expected_net_value_prices_the_truth_like_the_realized_one(run):
+    # Given a run whose policies carry the simulator's truth at each send
+    expected = RunLog(seed=1, members=10, days=2, members_outcomes=run.members_outcomes[:20], policies={
+        "fidelio": PolicyOutcome("fidelio", 100, 1, 44.0, 1, 0, 10, channel_mix={"email": 90, "sms": 10},
+                                 expected_revenue=120.0, expected_unsubscribes=0.5),
+        "blast": PolicyOutcome("blast", 200, 0, 0.0, 2, 0, 10, channel_mix={"email": 200},
+                               expected_revenue=50.0, expected_unsubscribes=2.0)})
+    summary = build_summary(expected, "fidelio", resamples=50)
+    fidelio, blast = summary["policies"]["fidelio"], summary["policies"]["blast"]
+    # Then expected net value = expected revenue − send costs − expected unsubscribes × cost
+    assert fidelio["expected_net_value"] == pytest.approx(120.0 - (90 * 0.001 + 10 * 0.04) - 0.5 * 10)
+    assert blast["expected_net_value"] == pytest.approx(50.0 - 200 * 0.001 - 2.0 * 10)
+    assert summary["ratios"]["expected_net_value_vs_blast"] == pytest.approx(
+        fidelio["expected_net_value"] / blast["expected_net_value"])
+    assert summary["ratios"]["expected_unsubscribes_per_member_vs_blast"] == pytest.approx(0.25)
