@@ -1,6 +1,7 @@
 """Deployment size of each Lambda function as built for arm64 (python3.13): the code asset plus
-the layers the function gets (decide: code + core + ml; the others: code + core), unzipped and
-zipped, with what infra/bundle.py pruned and what would close the size targets.
+the layers the function gets (infra.bundle.layers_for: core for all, numpy for the functions
+that score or do batch math, ml for the model scorers), unzipped and zipped, with what
+infra/bundle.py pruned.
 
     python benchmarks/bundle_size.py --json benchmarks/results/bundle_size.json
 
@@ -41,7 +42,7 @@ MB = 1e6
 TARGET_MB = {"ml": 120.0, "other": 30.0}
 LAMBDA_UNZIPPED_LIMIT_MB = 250.0
 CODE, CORE, ML = constants.CODE_DIR, constants.CORE_LAYER_DIR, constants.ML_LAYER_DIR
-NUMPY_ENTRIES = ("numpy", "numpy.libs")  # + numpy-*.dist-info
+LAYER_NAMES = tuple(recipe.name for recipe in bundle_module.LAYERS)
 
 
 class CannotMeasure(RuntimeError):
@@ -126,12 +127,12 @@ def main() -> int:
             log = build(out, args.seed)
         except bundle_module.BundleError as error:
             raise CannotMeasure(f"infra.bundle failed: {error}") from error
-        for name in (CODE, CORE, ML):
+        for name in (CODE, *LAYER_NAMES):
             if not (out / name).is_dir():
                 raise CannotMeasure(f"infra.bundle did not produce {name}/")
         pins = bundle_module.layer_requirements(REPO / "uv.lock")
         assets: dict[str, dict[str, Any]] = {}
-        for name in (CODE, CORE, ML):
+        for name in (CODE, *LAYER_NAMES):
             path = out / name
             size, pyc = tree_bytes(path), tree_bytes(path, ".pyc")
             entry: dict[str, Any] = {
@@ -142,6 +143,7 @@ def main() -> int:
                 recipe = next(r for r in bundle_module.LAYERS if r.name == name)
                 entry["requirements"] = [f"{n}=={v}" for n, v in pins[name].items()]
                 entry["pruned_dirs"] = list(recipe.prune_dirs)
+                entry["pruned_files"] = list(recipe.prune_files)
                 entry["top_entries"] = top_entries(path / "python", 8)
                 if not args.skip_unpruned:
                     requirements = scratch / f"{name}.txt"
@@ -152,54 +154,31 @@ def main() -> int:
                         entry["pruned_mb"] = round((raw - (size - pyc)) / MB, 2)
             assets[name] = entry
 
-        # What would close the targets, computed on the built files.
-        ml_python, core_python = out / ML / "python", out / CORE / "python"
-        capi = ml_python / "onnxruntime" / "capi"
-        c_api_libs = sorted(capi.glob("libonnxruntime.so*"))
+        # Safety of the C API prune, re-checked on the built aarch64 binding: it must not need the
+        # library infra/bundle.py removed.
+        capi = out / ML / "python" / "onnxruntime" / "capi"
         bindings = sorted(capi.glob("onnxruntime_pybind11_state*.so"))
         needed = needed_libraries(bindings[0]) if bindings else None
-        c_api_bytes = sum(p.stat().st_size for p in c_api_libs)
-        c_api_unused = needed is not None and not any(n.startswith("libonnxruntime.so") for n in needed)
-        numpy_bytes = sum(tree_bytes(p) if p.is_dir() else p.stat().st_size
-                          for p in core_python.iterdir()
-                          if p.name in NUMPY_ENTRIES or (p.name.startswith("numpy-") and p.name.endswith(".dist-info")))
-        event_handler = core_python / "aws_lambda_powertools" / "event_handler"
-        uses_event_handler = any("event_handler" in p.read_text() for p in (REPO / "functions").rglob("*.py"))
-        event_handler_bytes = 0 if uses_event_handler or not event_handler.is_dir() else tree_bytes(event_handler)
-        proposals = [
-            {"id": "prune-onnxruntime-c-api",
-             "change": "infra/bundle.py: remove onnxruntime/capi/libonnxruntime.so* from the ml layer (the C API "
-                       "library; the Python binding does not load it). prune() only removes directories: "
-                       "add a file-glob list to LayerRecipe and bump BUILD_RECIPE",
-             "evidence": f"DT_NEEDED of {bindings[0].name if bindings else '?'}: {needed}",
-             "applies_to": "decide", "saves_mb": round(c_api_bytes / MB, 2) if c_api_unused else 0.0,
-             "safe": c_api_unused},
-            {"id": "numpy-out-of-core",
-             "change": "move numpy from the core layer to the ml layer (decide, churn scoring) and keep it "
-                       "out of the ingest/dispatch/feedback import graphs (see docs/performance.md)",
-             "applies_to": "ingest, dispatch, feedback", "saves_mb": round(numpy_bytes / MB, 2), "safe": False},
-            {"id": "prune-powertools-event-handler",
-             "change": "infra/bundle.py, LAYERS[core].prune_dirs += 'aws_lambda_powertools/event_handler'",
-             "applies_to": "all", "saves_mb": round(event_handler_bytes / MB, 2), "safe": not uses_event_handler},
-        ]
+        checks = {
+            "onnxruntime_binding_needs": needed,
+            "c_api_library_present": bool(sorted(capi.glob("libonnxruntime.so*"))),
+            "c_api_prune_safe": needed is not None and not any(n.startswith("libonnxruntime.so") for n in needed),
+        }
+        if not checks["c_api_prune_safe"]:
+            print(f"  WARNING: the onnxruntime binding may need the pruned C API library: {needed}", file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     functions: dict[str, Any] = {}
     for fn in spec.FUNCTIONS:
-        parts = [CODE, CORE, ML] if fn.needs_model else [CODE, CORE]
+        parts = [CODE, *bundle_module.layers_for(fn)]
         unzipped = sum(assets[p]["unzipped_mb"] for p in parts)
         zipped = sum(assets[p]["zipped_mb"] for p in parts)
         target = TARGET_MB["ml" if fn.needs_model else "other"]
-        if fn.needs_model:
-            after = unzipped - proposals[0]["saves_mb"] - proposals[2]["saves_mb"]
-        else:
-            after = unzipped - proposals[1]["saves_mb"] - proposals[2]["saves_mb"]
         functions[fn.logical_name] = {
             "assets": parts, "unzipped_mb": round(unzipped, 2), "zipped_mb": round(zipped, 2),
             "target_unzipped_mb": target, "met": unzipped <= target,
             "over_target_mb": round(max(0.0, unzipped - target), 2),
-            "unzipped_mb_after_proposals": round(after, 2), "met_after_proposals": after <= target,
             "lambda_limit_unzipped_mb": LAMBDA_UNZIPPED_LIMIT_MB,
         }
     result = {
@@ -207,7 +186,7 @@ def main() -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "target": f"python{bundle_module.PYTHON_VERSION} {'/'.join(bundle_module.PLATFORMS)}",
         "build_log": [line for line in log.splitlines() if line.strip()],
-        "assets": assets, "functions": functions, "proposals": proposals,
+        "assets": assets, "functions": functions, "checks": checks,
         "generic_pruning": "__pycache__/ and tests/ directories, *.pyi, *.pyc (rebuilt for the target), *.h, *.hpp; "
                            "boto3/botocore/s3transfer left to the runtime",
         "seconds": round(time.perf_counter() - started, 1),
@@ -217,19 +196,18 @@ def main() -> int:
         print(f"{name:<12}{a['unzipped_mb']:>12.1f}{a['zipped_mb']:>11.1f}{a['files']:>7}{a['pyc_mb']:>8.1f}"
               f"{a.get('unpruned_mb', float('nan')):>13.1f}{a.get('pruned_mb', float('nan')):>11.1f}")
     print()
-    print(f"{'function':<10}{'assets':<22}{'unzipped MB':>12}{'zipped MB':>11}{'target':>8}{'met':>5}"
-          f"{'after proposals':>17}{'met':>5}")
+    print(f"{'function':<14}{'assets':<42}{'unzipped MB':>12}{'zipped MB':>11}{'target':>8}{'met':>5}")
     for name, f in functions.items():
-        print(f"{name:<10}{'+'.join(f['assets']):<22}{f['unzipped_mb']:>12.1f}{f['zipped_mb']:>11.1f}"
-              f"{f['target_unzipped_mb']:>8.0f}{'yes' if f['met'] else 'NO':>5}"
-              f"{f['unzipped_mb_after_proposals']:>17.1f}{'yes' if f['met_after_proposals'] else 'NO':>5}")
+        print(f"{name:<14}{'+'.join(f['assets']):<42}{f['unzipped_mb']:>12.1f}{f['zipped_mb']:>11.1f}"
+              f"{f['target_unzipped_mb']:>8.0f}{'yes' if f['met'] else 'NO':>5}")
     print()
-    for layer in (CORE, ML):
+    for layer in LAYER_NAMES:
         print(f"largest in {layer}: " + ", ".join(f"{e['entry']} {e['mb']:.1f}" for e in assets[layer]["top_entries"][:6]))
-        print(f"  pruned by recipe: {', '.join(assets[layer]['pruned_dirs'])} + {result['generic_pruning']}")
-    print("proposals:")
-    for p in proposals:
-        print(f"  - {p['id']}: saves {p['saves_mb']:.1f} MB for {p['applies_to']} ({p['change']})")
+        pruned = [*assets[layer]["pruned_dirs"], *assets[layer]["pruned_files"]]
+        print(f"  pruned by recipe: {', '.join(pruned) or '-'}")
+    print(f"pruned in every layer: {result['generic_pruning']}")
+    print(f"onnxruntime binding needs {checks['onnxruntime_binding_needs']}: C API library pruned "
+          f"{'safely' if checks['c_api_prune_safe'] else 'UNSAFELY?'}")
     write_result(args.json, result)
     return 0
 

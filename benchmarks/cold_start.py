@@ -9,11 +9,14 @@ What a child process does, in order (each phase timed inside it):
   deps     `deps()`: settings from the FIDELIO_* environment, pynamodb tables bound, AwsClients
   clients  the boto3 clients and pynamodb connections the function uses on its first record
            (they are lazy in the code, so Lambda pays for them in the first invocation)
-  model    decide only: `scorer()` (onnxruntime session on model_artifacts/offers) + one predict
+  model    decide only: the bundled offer model (`scorer_for(BUNDLED)`: onnxruntime session on
+           model_artifacts/offers) + one predict; the SSM read of the serving config that picks
+           it in AWS (one GetParameter on the first invocation) is a network call, not timed
 
 Lambda-like on purpose:
-  - only the packages the Lambda gets are importable: a sandbox of symlinks to exactly the
-    layer packages (infra/bundle.py's recipes, resolved from uv.lock) plus what the python3.13
+  - only the packages the Lambda gets are importable: a sandbox per function of symlinks to
+    exactly the packages of its layers (infra.bundle.layers_for and the recipes, resolved from
+    uv.lock: no numpy for ingest/dispatch/feedback/preferences/privacy) plus what the python3.13
     runtime provides (boto3, botocore, s3transfer and their dependencies); `python -I -S`, so
     nothing else in the venv (requests, moto, ...) is seen — X-Ray's patch_all imports every
     library it can patch, so extra packages would inflate the figures;
@@ -53,22 +56,28 @@ sys.path.insert(0, str(REPO))
 from _results import write_result  # noqa: E402
 
 from infra import bundle as bundle_module  # noqa: E402
+from infra import spec  # noqa: E402
 
-FUNCTIONS = ("ingest", "decide", "dispatch", "feedback")
-TARGET_MS = {"ingest": 300.0, "decide": 500.0, "dispatch": 300.0, "feedback": 300.0}
+FUNCTIONS = ("ingest", "decide", "dispatch", "feedback", "preferences", "privacy")
+TARGET_MS = {"ingest": 300.0, "decide": 500.0, "dispatch": 300.0, "feedback": 300.0, "preferences": 300.0,
+             "privacy": 300.0}
 # The boto3 clients and pynamodb models each function touches (read from the handlers' code
 # paths: functions/handlers/*.py and the dal modules they call).
 CLIENTS = {
     "ingest": ("sqs",),
-    "decide": ("sqs", "scheduler", "s3"),
+    "decide": ("sqs", "scheduler", "s3", "ssm"),
     "dispatch": ("sesv2", "sns", "events", "scheduler", "sqs"),
     "feedback": ("events", "sqs"),
+    "preferences": ("events", "secretsmanager"),
+    "privacy": ("s3", "scheduler", "dynamodb"),
 }
 TABLES = {
     "ingest": ("MemberRecord",),
     "decide": ("MemberRecord", "DecisionRecord", "OfferRecord"),
     "dispatch": ("DecisionRecord", "MemberRecord", "LedgerRecord", "OfferRecord"),
     "feedback": ("DecisionRecord",),
+    "preferences": ("MemberRecord", "LedgerRecord"),
+    "privacy": ("MemberRecord", "DecisionRecord", "LedgerRecord"),
 }
 RUNTIME_ROOTS = ("boto3",)
 
@@ -98,7 +107,7 @@ t3, c3 = time.perf_counter(), time.process_time()
 if name == "decide":
     import numpy as np
     from functions.domain.features import FEATURE_NAMES
-    scorer = module.scorer()
+    scorer = module.scorer_for(module.BUNDLED)
     scorer.predict(np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32))
     kind = type(scorer).__name__
 else:
@@ -149,14 +158,18 @@ def runtime_packages(lock: dict[str, list[Any]]) -> set[str]:
     return seen
 
 
-def build_sandbox(root: Path) -> tuple[Path, dict[str, list[str]]]:
-    """A directory of symlinks to exactly the packages a Lambda function can import."""
+def layers_of(name: str) -> tuple[str, ...]:
+    return bundle_module.layers_for(next(f for f in spec.FUNCTIONS if f.logical_name == name))
+
+
+def build_sandbox(root: Path, layers: tuple[str, ...]) -> tuple[Path, dict[str, list[str]]]:
+    """A directory of symlinks to exactly the packages a Lambda function with `layers` can import."""
     requirements = bundle_module.layer_requirements(REPO / "uv.lock")
     lock = bundle_module.read_lock(REPO / "uv.lock")
-    groups = {name: sorted(pins) for name, pins in requirements.items()}
+    groups = {name: sorted(requirements[name]) for name in layers}
     groups["runtime"] = sorted(runtime_packages(lock))
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
-    sandbox = root / "site"
+    sandbox = root / ("site-" + "+".join(layers))
     sandbox.mkdir(parents=True, exist_ok=True)
     for packages in groups.values():
         for package in packages:
@@ -234,7 +247,7 @@ def child_env(name: str, endpoint: str, daemon: str) -> dict[str, str]:
         "FIDELIO_DATA_BUCKET": "fidelio-data", "FIDELIO_UNSUBSCRIBE_BASE_URL": "https://example.com/u",
         "FIDELIO_MODEL_DIR": str(REPO / "model_artifacts" / "offers"),
     }
-    if name == "dispatch":
+    if name in ("dispatch", "preferences"):
         env["FIDELIO_LINK_SIGNING_KEYS"] = "k1:bench-secret"
     return env
 
@@ -303,10 +316,12 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
     daemon = f"127.0.0.1:{daemon_socket.getsockname()[1]}"
     try:
-        sandbox, groups = build_sandbox(work)
+        sandboxes = {layers: build_sandbox(work, layers) for layers in {layers_of(n) for n in names}}
+        sandbox = {n: sandboxes[layers_of(n)][0] for n in names}
+        groups = {n: sandboxes[layers_of(n)][1] for n in names}
         python = [sys.executable, "-I", "-S", "-X", f"pycache_prefix={pycache}"]
-        paths = [str(REPO), str(sandbox)]
-        codes = {n: CHILD.format(paths=paths, name=n, clients=CLIENTS[n], tables=TABLES[n]) for n in names}
+        codes = {n: CHILD.format(paths=[str(REPO), str(sandbox[n])], name=n, clients=CLIENTS[n], tables=TABLES[n])
+                 for n in names}
         envs = {n: child_env(n, endpoint, daemon) for n in names}
         baseline_env = child_env("ingest", endpoint, daemon)
         # Warm the bytecode cache (compiles once; not counted), and check what each child sees.
@@ -339,7 +354,7 @@ def main() -> int:
         what_if: dict[str, Any] = {}
         if args.what_if:
             overlay, applied = what_if_overlay(work)
-            alt = {n: CHILD.format(paths=[str(overlay), str(sandbox)], name=n, clients=CLIENTS[n], tables=TABLES[n])
+            alt = {n: CHILD.format(paths=[str(overlay), str(sandbox[n])], name=n, clients=CLIENTS[n], tables=TABLES[n])
                    for n in names}
             for n in names:
                 run_child([*python, "-c", alt[n]], envs[n])  # compile the copy

@@ -71,9 +71,14 @@ def _version(directory: Path) -> str:
     return str(json.loads((directory / "metadata.json").read_text())["model_version"])
 
 
+MIN_HELD_OUT_POSITIVES = 20  # below this an AUC difference is noise: the gate cannot tell
+
+
 def gate(champion_dir: Path, challenger_dir: Path, rows: np.ndarray, labels: np.ndarray,
-         min_gain: float = 0.005, max_calibration_gap: float = 0.5) -> GateDecision:
-    """Compare two models on the same examples; promote only a better, calibrated challenger."""
+         min_gain: float = 0.005, max_calibration_gap: float = 0.5,
+         min_positives: int = MIN_HELD_OUT_POSITIVES) -> GateDecision:
+    """Compare two models on the same examples; promote only a better, calibrated challenger,
+    judged on enough held-out conversions to tell them apart."""
     from fidelio.models.offers import onnx_predict, roc_auc
 
     champion = _predict(champion_dir, rows)
@@ -86,6 +91,11 @@ def gate(champion_dir: Path, challenger_dir: Path, rows: np.ndarray, labels: np.
                   challenger_mean_prediction=mean_prediction, observed_rate=observed, examples=len(labels))
     if not np.isfinite(challenger_auc) or not np.isfinite(champion_auc):
         return GateDecision(False, "refused: the evaluation examples hold one outcome only", **common)
+    positives = int(np.sum(labels))
+    if positives < min_positives:
+        return GateDecision(False, f"refused: {positives} held-out conversions, fewer than the {min_positives} "
+                                   f"needed to tell the models apart (AUC {challenger_auc:.3f} vs "
+                                   f"{champion_auc:.3f}); the champion keeps serving", **common)
     if challenger_auc < champion_auc + min_gain:
         return GateDecision(False, f"refused: challenger AUC {challenger_auc:.3f} does not beat the champion's "
                                    f"{champion_auc:.3f} by {min_gain}", **common)

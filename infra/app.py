@@ -57,6 +57,7 @@ def check_lambda_assets(build_dir: Path) -> None:
     required = [
         build_dir / constants.CODE_DIR,
         build_dir / constants.CORE_LAYER_DIR / "python",
+        build_dir / constants.NUMPY_LAYER_DIR / "python",
         build_dir / constants.ML_LAYER_DIR / "python",
     ]
     missing = [path for path in required if not path.is_dir()]

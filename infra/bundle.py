@@ -1,16 +1,19 @@
 """Build the Lambda assets without Docker: `python -m infra.bundle --out build/lambda`.
 
-    build/lambda/code/              functions/ (no tests, no caches) + model_artifacts/
-    build/lambda/layer-core/python/ aws-lambda-powertools (+ aws-xray-sdk), pydantic, pynamodb,
-                                    numpy
-    build/lambda/layer-ml/python/   onnxruntime (+ its small dependencies), for decide only
+    build/lambda/code/               functions/ (no tests, no caches) + model_artifacts/
+    build/lambda/layer-core/python/  aws-lambda-powertools (+ aws-xray-sdk), pydantic, pynamodb:
+                                     every function
+    build/lambda/layer-numpy/python/ numpy: the functions that score or do batch math
+                                     (FunctionSpec.needs_model / needs_numpy)
+    build/lambda/layer-ml/python/    onnxruntime (+ its small dependencies): needs_model only
 
 Layers are installed by pip for the Lambda platform (Python 3.13, arm64, manylinux wheels
 only), at the exact versions uv.lock resolved, without boto3/botocore (the runtime has them).
 A layer whose requirements did not change since its last build is not rebuilt.
 
-numpy sits in the core layer, not beside onnxruntime: every handler imports it (features,
-decision records), while onnxruntime is imported only where a model is scored.
+numpy has a layer of its own (half of the old core layer): ingest, dispatch, feedback,
+preferences and privacy never import it (tests/infrastructure/test_lambda_packaging.py checks
+every import their code can reach), and drift_monitor needs numpy but not onnxruntime.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
-from infra import constants
+from infra import constants, spec
 
 PYTHON_VERSION = "3.13"
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")  # onnxruntime is 2_28 only
@@ -55,7 +58,7 @@ TARGET_ENVIRONMENT = {
     "extra": "",
 }
 # Bumped when pruning or compiling changes, so existing layers are rebuilt.
-BUILD_RECIPE = "2"
+BUILD_RECIPE = "3"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class LayerRecipe:
     name: str  # directory under --out
     roots: tuple[str, ...]  # packages asked for; their dependencies come along
     prune_dirs: tuple[str, ...] = ()  # paths under python/ removed after install
+    prune_files: tuple[str, ...] = ()  # globs under python/ of single files removed after install
 
 
 LAYERS: tuple[LayerRecipe, ...] = (
@@ -70,7 +74,13 @@ LAYERS: tuple[LayerRecipe, ...] = (
         constants.CORE_LAYER_DIR,
         # aws-xray-sdk: Powertools' Tracer imports it when tracing is active (its `tracer`
         # extra); uv.lock pins it (through moto[server]), so the layer gets the same version.
-        ("aws-lambda-powertools", "aws-xray-sdk", "pydantic", "pynamodb", "numpy"),
+        # Not pruned: aws_lambda_powertools/event_handler (2.7 MB; Fidelio's Function URLs parse
+        # their events themselves) — Powertools' JSON encoder imports it to dump pydantic models.
+        ("aws-lambda-powertools", "aws-xray-sdk", "pydantic", "pynamodb"),
+    ),
+    LayerRecipe(
+        constants.NUMPY_LAYER_DIR,
+        ("numpy",),
         prune_dirs=("numpy/f2py", "numpy/_core/include", "numpy/_pyinstaller", "numpy/typing/tests"),
     ),
     LayerRecipe(
@@ -78,8 +88,21 @@ LAYERS: tuple[LayerRecipe, ...] = (
         ("onnxruntime",),
         # Model conversion/optimization tooling, never used to score.
         prune_dirs=("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools"),
+        # The C API library (27 MB) for other consumers: the Python binding links the runtime
+        # statically and does not load it (its DT_NEEDED lists only libc/libstdc++/libm/...;
+        # benchmarks/bundle_size.py re-checks that on every build).
+        prune_files=("onnxruntime/capi/libonnxruntime.so*",),
     ),
 )
+
+
+def layers_for(function: spec.FunctionSpec) -> tuple[str, ...]:
+    """The layers (directory names) a function gets, in attach order."""
+    if function.needs_model:
+        return (constants.CORE_LAYER_DIR, constants.NUMPY_LAYER_DIR, constants.ML_LAYER_DIR)
+    if function.needs_numpy:
+        return (constants.CORE_LAYER_DIR, constants.NUMPY_LAYER_DIR)
+    return (constants.CORE_LAYER_DIR,)
 
 
 class BundleError(RuntimeError):
@@ -201,10 +224,14 @@ def _target_python() -> str | None:
     return None
 
 
-def prune(root: Path, extra_dirs: Iterable[str] = ()) -> None:
+def prune(root: Path, extra_dirs: Iterable[str] = (), extra_files: Iterable[str] = ()) -> None:
     """Drop what a Lambda never runs: caches (built for the wrong Python), tests, stubs, headers."""
     for relative in extra_dirs:
         shutil.rmtree(root / relative, ignore_errors=True)
+    for pattern in extra_files:
+        for path in root.glob(pattern):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in {"__pycache__", "tests"}:
             shutil.rmtree(path, ignore_errors=True)
@@ -233,6 +260,7 @@ def _digest(pins: dict[str, str], recipe: LayerRecipe, python: str | None) -> st
         "platforms": PLATFORMS,
         "python": PYTHON_VERSION,
         "prune": recipe.prune_dirs,
+        "prune_files": recipe.prune_files,
         "precompiled": python is not None,
         "recipe": BUILD_RECIPE,
     }
@@ -261,7 +289,7 @@ def build_layer(
             raise BundleError(
                 f"installing {recipe.name} failed:\n{' '.join(command)}\n{result.stderr[-4000:]}"
             )
-        prune(staging, recipe.prune_dirs)
+        prune(staging, recipe.prune_dirs, recipe.prune_files)
         precompile(staging, "/opt/python", python)
         shutil.rmtree(layer_dir, ignore_errors=True)
         layer_dir.mkdir(parents=True)

@@ -11,6 +11,7 @@ STACK_NAME = "FidelioStack"
 DEFAULT_LAMBDA_BUILD_DIR = "build/lambda"
 CODE_DIR = "code"
 CORE_LAYER_DIR = "layer-core"
+NUMPY_LAYER_DIR = "layer-numpy"
 ML_LAYER_DIR = "layer-ml"
 
 # Context keys (cdk.json or `cdk synth -c key=value`).

@@ -66,7 +66,9 @@ class FunctionSpec:
     memory_mb: int = 512
     timeout_s: int = 30
     reserved_concurrency: int | None = None
-    needs_model: bool = False
+    needs_model: bool = False  # onnxruntime (and numpy): scores a model in-process
+    # numpy without a model (batch math); functions without either get neither in their bundle
+    needs_numpy: bool = False
 
 
 TABLES: tuple[TableSpec, ...] = (
@@ -159,7 +161,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("privacy", "functions.handlers.privacy.handler", "privacy", memory_mb=1024, timeout_s=900),
     # Scheduled (FUNCTION_SCHEDULES): PSI of serving features vs the champion's baseline.
     FunctionSpec("drift_monitor", "functions.handlers.drift_monitor.handler", None, memory_mb=1024,
-                 timeout_s=300),
+                 timeout_s=300, needs_numpy=True),
     # Scheduled: churn risk and CLV of every member (onnxruntime: the churn model).
     FunctionSpec("score_members", "functions.handlers.score_members.handler", None, memory_mb=1769,
                  timeout_s=900, needs_model=True),

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from functions.domain.decision import Decision
+from functions.domain.decision_record import Decision
 
 
 def archive_key(now: datetime, decisions: Sequence[Decision]) -> str:

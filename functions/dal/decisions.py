@@ -14,8 +14,8 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from functions.dal.tables import DecisionRecord, LedgerRecord
 
-if TYPE_CHECKING:  # the decision module pulls numpy: only decide and dispatch need it
-    from functions.domain.decision import Decision
+if TYPE_CHECKING:  # built only when a decision is loaded: keeps feedback's cold start short
+    from functions.domain.decision_record import Decision
 
 
 def _conditional_failed(error: Exception) -> bool:
@@ -47,7 +47,7 @@ def record_decision(decision: Decision, ttl_days: int) -> bool:
 
 
 def load_decision(decision_id: str) -> tuple[Decision, DecisionRecord] | None:
-    from functions.domain.decision import Decision
+    from functions.domain.decision_record import Decision
 
     try:
         record = DecisionRecord.get(decision_id, consistent_read=True)

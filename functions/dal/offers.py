@@ -1,4 +1,8 @@
-"""The offer catalog in DynamoDB, cached per container for a short time."""
+"""The offer catalog in DynamoDB, cached per container for a short time.
+
+Numpy-free (dispatch looks one offer up); functions/dal/catalog.py turns the cached offers
+into the arrays decide scores with.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ import time
 from collections.abc import Sequence
 
 from functions.dal.tables import OfferRecord
-from functions.domain.features import CatalogArrays
 from functions.domain.offers import Offer
 
 CACHE_SECONDS = 60.0
-_cache: dict[str, tuple[float, CatalogArrays]] = {}
+_cache: dict[str, tuple[float, tuple[Offer, ...]]] = {}
 
 
 def catalog_version(offers: Sequence[Offer]) -> str:
@@ -34,15 +37,20 @@ def replace_catalog(offers: Sequence[Offer]) -> str:
     return version
 
 
-def load_catalog(now: float | None = None) -> CatalogArrays:
+def cached_offers(now: float | None = None) -> tuple[Offer, ...]:
+    """Every offer, in offer-id order: the same tuple object until the cache expires."""
     moment = time.monotonic() if now is None else now
-    cached = _cache.get("catalog")
+    cached = _cache.get("offers")
     if cached and moment - cached[0] < CACHE_SECONDS:
         return cached[1]
-    offers = sorted((Offer.model_validate(r.body) for r in OfferRecord.scan()), key=lambda o: o.offer_id)
-    arrays = CatalogArrays.build(offers)
-    _cache["catalog"] = (moment, arrays)
-    return arrays
+    offers = tuple(sorted((Offer.model_validate(r.body) for r in OfferRecord.scan()), key=lambda o: o.offer_id))
+    _cache["offers"] = (moment, offers)
+    return offers
+
+
+def load_offers(now: float | None = None) -> dict[str, Offer]:
+    """Every offer by id (cached)."""
+    return {o.offer_id: o for o in cached_offers(now)}
 
 
 def clear_cache() -> None:

@@ -154,7 +154,7 @@ def _claims(decision_ids: Sequence[str]) -> dict[str, LedgerRecord]:
 
 
 def _pending_schedules(scheduler: Any, group: str, decision_ids: Iterable[str]) -> list[dict[str, Any]]:
-    from functions.dal.schedules import schedule_name  # imports the decision model (numpy): not at cold start
+    from functions.dal.schedules import schedule_name  # pydantic models: only when an erasure runs
 
     found = []
     for decision_id in decision_ids:

@@ -10,17 +10,28 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from functions.domain import features as ft
+
+# The decision record and the guardrails are numpy-free modules of their own (dispatch,
+# feedback and privacy use them without numpy); re-exported here for every existing import.
+from functions.domain.decision_record import ChosenAction, Decision
+from functions.domain.guardrails import (
+    PolicyConfig,
+    cap_guardrail,
+    channel_guardrail,
+    is_quiet_hour,
+    offer_guardrail,
+)
+from functions.domain.guardrails import local_time as local_time
+from functions.domain.guardrails import next_allowed as next_allowed
 from functions.domain.offers import Offer
-from functions.domain.profile import TIERS, MemberProfile, consent_key
+from functions.domain.profile import TIERS, MemberProfile
 from functions.domain.triggers import DecisionRequest, conditions_hold
 
 Channel = Literal["email", "push", "sms"]
@@ -63,80 +74,6 @@ class PriorScorer:
         return np.clip(engagement * timing * relevance * self.convert_given_click, 1e-5, 0.99)
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
-    quiet_start_hour: int = 21  # local; quiet from 21:00 ...
-    quiet_end_hour: int = 8  # ... to 08:00
-    max_per_day: int = 1
-    max_per_week: int = 2  # marketing messages per member per rolling 7 days
-    topic_gap_hours: dict[str, float] = field(
-        default_factory=lambda: {"offers": 48.0, "points": 72.0, "tier": 72.0, "reminders": 24.0}
-    )
-    offer_repeat_days: float = 14.0
-    slot_hours: int = 24
-    exploration: Literal["epsilon", "softmax", "none"] = "epsilon"
-    epsilon: float = 0.05
-    temperature: float = 0.05
-    channel_cost: dict[str, float] = field(
-        default_factory=lambda: {"email": 0.002, "push": 0.001, "sms": 0.04}
-    )
-    unsubscribe_cost: float = 10.0  # value lost when a member opts out of a channel
-    base_unsubscribe_risk: dict[str, float] = field(
-        default_factory=lambda: {"email": 0.002, "push": 0.002, "sms": 0.004}
-    )
-    fatigue_growth: float = 0.6  # unsubscribe risk grows by this factor per message in 7 days
-    delay_cost_per_hour: float = 0.002  # relative value lost per hour of waiting
-    # What a conversion is worth: "revenue" = the member's expected basket (their average
-    # purchase, `default_basket` without history) — what the programme's net value counts;
-    # "offer_value" = the catalog's `value` (margin minus discount, when the catalog sets it).
-    objective: Literal["revenue", "offer_value"] = "revenue"
-    default_basket: float = 30.0
-    seed: int = 0
-    holdout_share: float = 0.05
-    holdout_salt: str = "fidelio-holdout-v1"
-
-
-class ChosenAction(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["send", "none"]
-    offer_id: str | None = None
-    channel: str | None = None
-    topic: str | None = None
-    send_at: float | None = None  # epoch seconds
-    probability: float | None = None  # model's P(redeem)
-    expected_value: float = 0.0
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision_id: str
-    member_id: str
-    trigger: str
-    cause_id: str
-    decided_at: float
-    feature_version: str = ft.FEATURE_VERSION
-    model_version: str
-    variant: str = "champion"
-    holdout: bool = False
-    transactional: bool = False
-    time_zone: str = "UTC"  # the member's, for scheduling and quiet hours at send time
-    action: ChosenAction
-    # What the policy would have done; for holdout members `action` is "none".
-    intended: ChosenAction
-    propensity: float
-    exploration: dict[str, Any] = Field(default_factory=dict)
-    candidates_considered: int = 0
-    candidates_allowed: int = 0
-    rejected: dict[str, int] = Field(default_factory=dict)
-    top: list[dict[str, Any]] = Field(default_factory=list)
-    reasons: list[str] = Field(default_factory=list)
-
-    @property
-    def sends(self) -> bool:
-        return self.action.kind == "send"
-
-
 def decision_id_for(member_id: str, cause_id: str, trigger: str) -> str:
     """Deterministic: the same trigger event for the same member is always the same decision."""
     digest = hashlib.sha256(f"{member_id}|{trigger}|{cause_id}".encode()).hexdigest()
@@ -147,64 +84,6 @@ def in_holdout(member_id: str, share: float, salt: str) -> bool:
     """Stable global holdout: a member is in it or not, whatever the trigger or the day."""
     digest = hashlib.sha256(f"{salt}|{member_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
-
-
-# --- guardrails: each returns a reason code when the candidate must not be sent ----------
-
-
-def _contact_ok(profile: MemberProfile, channel: str) -> bool:
-    if channel == "email":
-        return bool(profile.email)
-    if channel == "push":
-        return bool(profile.push_endpoint_arn)
-    return bool(profile.phone)
-
-
-def channel_guardrail(profile: MemberProfile, channel: str, topic: str, transactional: bool) -> str | None:
-    if not _contact_ok(profile, channel):
-        return "no_contact_point"
-    if channel in profile.suppressed:
-        return f"suppressed_{profile.suppressed[channel]}"
-    consent = profile.consent.get(consent_key(channel, "transactional" if transactional else topic))
-    if transactional:
-        return "consent_withdrawn" if consent is not None and not consent.granted else None
-    if consent is None or not consent.granted:
-        return "no_consent"
-    return None
-
-
-def offer_guardrail(profile: MemberProfile, offer: Offer, now: datetime, config: PolicyConfig,
-                    budget_left: dict[str, int] | None) -> str | None:
-    if not offer.active_at(now):
-        return "offer_inactive"
-    if offer.tiers and profile.tier not in offer.tiers:
-        return "tier_mismatch"
-    if budget_left is not None and offer.budget is not None and budget_left.get(offer.offer_id, offer.budget) <= 0:
-        return "budget_exhausted"
-    last = profile.last_send_by_offer.get(offer.offer_id)
-    if last is not None and now.timestamp() - last < config.offer_repeat_days * 86400:
-        return "recently_sent_offer"
-    return None
-
-
-def is_quiet_hour(local_hour: int, config: PolicyConfig) -> bool:
-    start, end = config.quiet_start_hour, config.quiet_end_hour
-    if start == end:
-        return False
-    return local_hour >= start or local_hour < end if start > end else start <= local_hour < end
-
-
-def cap_guardrail(profile: MemberProfile, topic: str, send_at: float, config: PolicyConfig) -> str | None:
-    sends = profile.recent_sends
-    if sum(1 for s in sends if send_at - 86400 < s <= send_at) >= config.max_per_day:
-        return "daily_cap"
-    if sum(1 for s in sends if send_at - 7 * 86400 < s <= send_at) >= config.max_per_week:
-        return "weekly_cap"
-    last_topic = profile.last_send_by_topic.get(topic)
-    gap = config.topic_gap_hours.get(topic)
-    if last_topic is not None and gap is not None and send_at - last_topic < gap * 3600:
-        return "topic_cap"
-    return None
 
 
 def send_slots(now: datetime, hours: int) -> np.ndarray:
@@ -452,17 +331,3 @@ def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.Cata
         candidates_considered=member.considered, candidates_allowed=len(member.offer_index),
         rejected=dict(member.rejected), top=top, reasons=reasons,
     )
-
-
-def local_time(epoch: float, time_zone: str) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC).astimezone(ZoneInfo(time_zone))
-
-
-def next_allowed(moment: datetime, time_zone: str, config: PolicyConfig) -> datetime:
-    """The first moment at or after `moment` outside quiet hours (for re-timing at dispatch)."""
-    local = moment.astimezone(ZoneInfo(time_zone))
-    for _ in range(48):
-        if not is_quiet_hour(local.hour, config):
-            return local.astimezone(UTC)
-        local = (local + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-    return moment

@@ -15,10 +15,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from functions.domain.feature_version import FEATURE_VERSION as FEATURE_VERSION  # bump it there
 from functions.domain.offers import OFFER_KINDS, Offer
-from functions.domain.profile import HALF_LIFE_DAYS, TIER_THRESHOLDS, TIERS, MemberProfile
+from functions.domain.profile import HALF_LIFE_DAYS, MemberProfile
 
-FEATURE_VERSION = "3"
+# Numpy-free, so they live with the profile (ingest's triggers use them); re-exported here.
+from functions.domain.profile import points_to_next_tier as points_to_next_tier
+from functions.domain.profile import tier_rank as tier_rank
 
 CHANNELS: tuple[str, ...] = ("email", "push", "sms")
 # Priors for a member's engagement rates per send, shrunk toward with PRIOR_WEIGHT pseudo-sends:
@@ -102,19 +105,6 @@ def _since_days(now: float, moment: float | None) -> float:
 
 def _rate(numerator: float, denominator: float, prior: float) -> float:
     return (numerator + prior * PRIOR_WEIGHT) / (denominator + PRIOR_WEIGHT)
-
-
-def tier_rank(tier: str) -> int:
-    return TIERS.index(tier) if tier in TIERS else 0
-
-
-def points_to_next_tier(profile: MemberProfile) -> float:
-    if profile.points_to_next_tier is not None:
-        return float(profile.points_to_next_tier)
-    rank = tier_rank(profile.tier)
-    if rank + 1 >= len(TIERS):
-        return 0.0
-    return float(max(0, TIER_THRESHOLDS[TIERS[rank + 1]] - profile.points_balance))
 
 
 def member_features(profile: MemberProfile, now: datetime) -> np.ndarray:

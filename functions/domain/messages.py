@@ -11,7 +11,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from functions.domain.decision import Decision
+from functions.domain.decision_record import Decision
 from functions.domain.offers import Offer
 from functions.domain.profile import MemberProfile
 

@@ -36,6 +36,19 @@ TIERS = ("bronze", "silver", "gold", "platinum")
 TIER_THRESHOLDS = {"bronze": 0, "silver": 1000, "gold": 5000, "platinum": 15000}
 
 
+def tier_rank(tier: str) -> int:
+    return TIERS.index(tier) if tier in TIERS else 0
+
+
+def points_to_next_tier(profile: MemberProfile) -> float:
+    if profile.points_to_next_tier is not None:
+        return float(profile.points_to_next_tier)
+    rank = tier_rank(profile.tier)
+    if rank + 1 >= len(TIERS):
+        return 0.0
+    return float(max(0, TIER_THRESHOLDS[TIERS[rank + 1]] - profile.points_balance))
+
+
 def _ts(moment: datetime) -> float:
     return moment.timestamp()
 

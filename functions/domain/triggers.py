@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from functions.domain.profile import MemberProfile
+from functions.domain.profile import MemberProfile, points_to_next_tier
 
 
 class Trigger(BaseModel):
@@ -87,8 +87,6 @@ def conditions_hold(trigger: Trigger, profile: MemberProfile, now: datetime) -> 
         if not 0 <= days <= trigger.max_days_to_points_expiry:
             return False
     if trigger.max_points_to_next_tier is not None:
-        from functions.domain.features import points_to_next_tier
-
         gap = points_to_next_tier(profile)
         if gap <= 0 or gap > trigger.max_points_to_next_tier:
             return False

@@ -13,9 +13,9 @@ from typing import Any
 from functions import clock
 from functions.dal import decisions as decision_store
 from functions.dal.archive import archive_decisions
+from functions.dal.catalog import load_catalog
 from functions.dal.dead_letters import dead_letter
 from functions.dal.members import load_profiles
-from functions.dal.offers import load_catalog
 from functions.dal.privacy import erased_members, privacy_salt
 from functions.dal.schedules import schedule_dispatch
 from functions.dal.serving_config import (

@@ -5,6 +5,7 @@ pointing the environment at another moto server."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,9 +46,11 @@ def reset() -> None:
     use(None)
     get_settings.cache_clear()
     _from_environment.cache_clear()
-    from functions.dal import offers as offers_store  # not at import: keeps numpy off cold starts
-
-    offers_store.clear_cache()
-    from functions.handlers import decide
-
-    decide.reset_model()
+    # Per-container caches, cleared only where loaded: importing them here would put numpy and
+    # onnxruntime in every function's bundle (tests/infrastructure/test_lambda_packaging.py).
+    offers_store = sys.modules.get("functions.dal.offers")
+    if offers_store is not None:
+        offers_store.clear_cache()
+    decide = sys.modules.get("functions.handlers.decide")
+    if decide is not None:
+        decide.reset_model()

@@ -19,13 +19,13 @@ from functions import clock
 from functions.dal import decisions as decision_store
 from functions.dal.bus import publish
 from functions.dal.members import load_profile
-from functions.dal.offers import load_catalog
+from functions.dal.offers import load_offers
 from functions.dal.retry import RetriesExhausted, call_with_backoff, error_code
 from functions.dal.schedules import schedule_dispatch
 from functions.dal.signing_keys import link_signing_keys
-from functions.domain.decision import (
-    ChosenAction,
-    Decision,
+from functions.domain.decision_record import ChosenAction, Decision
+from functions.domain.events import Channel, InvalidEvent, NotificationSent, Topic
+from functions.domain.guardrails import (
     PolicyConfig,
     cap_guardrail,
     channel_guardrail,
@@ -33,7 +33,6 @@ from functions.domain.decision import (
     local_time,
     next_allowed,
 )
-from functions.domain.events import Channel, InvalidEvent, NotificationSent, Topic
 from functions.domain.messages import build_email, render
 from functions.domain.tokens import LinkClaims, sign
 from functions.faults import crash_point
@@ -77,8 +76,7 @@ class Outgoing:
 def _prepare(decision: Decision, profile: Any, now: datetime) -> Outgoing:
     d = deps()
     action = decision.action
-    catalog = load_catalog()
-    offer = catalog.offers[catalog.index[action.offer_id]] if action.offer_id in catalog.index else None
+    offer = load_offers().get(action.offer_id or "")
     if offer is None:
         raise PermanentSendFailure(f"offer {action.offer_id} is no longer in the catalog")
     message = render(offer, profile, decision, action.channel or "email")

@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 from pydantic import TypeAdapter, ValidationError
 
 from functions import clock
+from functions.dal.catalog import load_catalog
 from functions.dal.decisions import record_decision
 from functions.dal.members import load_profile
-from functions.dal.offers import catalog_version, load_catalog
+from functions.dal.offers import catalog_version
 from functions.domain.events import Identifier
 from functions.domain.features import CatalogArrays
 from functions.domain.placements import Placement, rank_offers

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from functions.dal.privacy import ARCHIVE_PREFIXES, MODELS_PREFIX
 from functions.settings import Settings, env_var, settings_from_env
-from infra import constants, spec
+from infra import bundle, constants, spec
 from infra.constructs.acknowledgments import acknowledge, nag_resource
 from infra.constructs.lifecycle_grants import LifecycleGrants
 from infra.constructs.queues import WorkQueues
@@ -43,7 +43,8 @@ class LambdaAssets:
     """Directories written by `python -m infra.bundle` (or placeholders in tests)."""
 
     code_dir: Path
-    core_layer_dir: Path  # holds python/: powertools (+X-Ray SDK), pydantic, pynamodb, numpy
+    core_layer_dir: Path  # holds python/: powertools (+X-Ray SDK), pydantic, pynamodb
+    numpy_layer_dir: Path  # holds python/: numpy
     ml_layer_dir: Path  # holds python/: onnxruntime and its small dependencies
 
     @classmethod
@@ -51,6 +52,7 @@ class LambdaAssets:
         return cls(
             code_dir=build_dir / constants.CODE_DIR,
             core_layer_dir=build_dir / constants.CORE_LAYER_DIR,
+            numpy_layer_dir=build_dir / constants.NUMPY_LAYER_DIR,
             ml_layer_dir=build_dir / constants.ML_LAYER_DIR,
         )
 
@@ -90,8 +92,17 @@ class Functions(Construct):
             code=lambda_.Code.from_asset(str(assets.core_layer_dir)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
-            description="aws-lambda-powertools, aws-xray-sdk, pydantic, pynamodb, numpy "
+            description="aws-lambda-powertools, aws-xray-sdk, pydantic, pynamodb "
             "(boto3 from the runtime)",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.numpy_layer = lambda_.LayerVersion(
+            self,
+            "NumpyLayer",
+            code=lambda_.Code.from_asset(str(assets.numpy_layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="numpy, for the functions that score or do batch math",
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.ml_layer = lambda_.LayerVersion(
@@ -234,9 +245,12 @@ class Functions(Construct):
         )
         log_group.grants.write(role)
         self.roles[name] = role
-        layers: list[lambda_.ILayerVersion] = [self.core_layer]
-        if function_spec.needs_model:
-            layers.append(self.ml_layer)
+        by_dir = {
+            constants.CORE_LAYER_DIR: self.core_layer,
+            constants.NUMPY_LAYER_DIR: self.numpy_layer,
+            constants.ML_LAYER_DIR: self.ml_layer,
+        }
+        layers: list[lambda_.ILayerVersion] = [by_dir[name] for name in bundle.layers_for(function_spec)]
         function = lambda_.Function(
             self,
             name,

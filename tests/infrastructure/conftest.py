@@ -32,7 +32,7 @@ def make_placeholder_build(root: Path) -> Path:
     """The layout `python -m infra.bundle` writes, with one small file in each asset."""
     (root / "code" / "functions").mkdir(parents=True)
     (root / "code" / "functions" / "__init__.py").write_text("")
-    for layer in ("layer-core", "layer-ml"):
+    for layer in ("layer-core", "layer-numpy", "layer-ml"):
         (root / layer / "python").mkdir(parents=True)
         (root / layer / "python" / "placeholder.txt").write_text(layer)
     return root

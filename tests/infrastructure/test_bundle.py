@@ -33,11 +33,14 @@ def _project_pins() -> dict[str, str]:
 def test_layers_hold_the_project_pinned_versions(requirements: dict[str, dict[str, str]]) -> None:
     # Given the versions pyproject.toml pins for the functions
     pins = _project_pins()
-    core, ml = requirements["layer-core"], requirements["layer-ml"]
+    core, numpy, ml = requirements["layer-core"], requirements["layer-numpy"], requirements["layer-ml"]
     # Then the layers install exactly those
-    for name in ("aws-lambda-powertools", "pydantic", "pynamodb", "numpy"):
+    for name in ("aws-lambda-powertools", "pydantic", "pynamodb"):
         assert core[name] == pins[name]
+    assert numpy["numpy"] == pins["numpy"]
     assert ml["onnxruntime"] == pins["onnxruntime"]
+    # and numpy is in its own layer only (ml gets it from there; core-only functions never do)
+    assert "numpy" not in core and "numpy" not in ml
     # and Tracer's X-Ray SDK comes along (Powertools imports it when tracing is active)
     assert "aws-xray-sdk" in core
 
@@ -45,11 +48,11 @@ def test_layers_hold_the_project_pinned_versions(requirements: dict[str, dict[st
 def test_layers_leave_out_what_the_runtime_provides_and_never_overlap(
     requirements: dict[str, dict[str, str]],
 ) -> None:
-    core, ml = set(requirements["layer-core"]), set(requirements["layer-ml"])
-    assert not (core | ml) & {"boto3", "botocore", "s3transfer"}
-    assert not core & ml
+    core, numpy, ml = (set(requirements[name]) for name in ("layer-core", "layer-numpy", "layer-ml"))
+    assert not (core | numpy | ml) & {"boto3", "botocore", "s3transfer"}
+    assert not core & ml and not core & numpy and not numpy & ml
     # heavy build-time packages never reach a function
-    assert not (core | ml) & {"sagemaker", "pandas", "lightgbm", "scipy", "pyarrow", "moto"}
+    assert not (core | numpy | ml) & {"sagemaker", "pandas", "lightgbm", "scipy", "pyarrow", "moto"}
 
 
 def test_pruning_drops_tests_caches_stubs_and_headers(tmp_path: Path) -> None:
@@ -66,11 +69,14 @@ def test_pruning_drops_tests_caches_stubs_and_headers(tmp_path: Path) -> None:
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
-    # When pruned with a recipe dropping pkg/tools
-    bundle.prune(tmp_path, ["pkg/tools"])
+    (tmp_path / "pkg/capi").mkdir()
+    for name in ("libapi.so.1.2.3", "binding.so"):
+        (tmp_path / "pkg/capi" / name).write_text("x")
+    # When pruned with a recipe dropping pkg/tools and the C API library by glob
+    bundle.prune(tmp_path, ["pkg/tools"], ["pkg/capi/libapi.so*"])
     # Then only what runs is left
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert left == ["pkg/__init__.py", "pkg/core.so"]
+    assert left == ["pkg/__init__.py", "pkg/capi/binding.so", "pkg/core.so"]
 
 
 def test_a_layer_is_rebuilt_only_when_its_requirements_change(

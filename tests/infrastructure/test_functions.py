@@ -126,13 +126,23 @@ def test_only_model_scorers_carry_the_model_runtime_layer(
 ) -> None:
     layers = resources_of(template_json, "AWS::Lambda::LayerVersion")
     core = next(i for i, layer in layers.items() if "pydantic" in layer["Properties"]["Description"])
+    numpy = next(i for i, layer in layers.items() if layer["Properties"]["Description"].startswith("numpy"))
     ml = next(i for i, layer in layers.items() if "onnxruntime" in layer["Properties"]["Description"])
     for function_spec in spec.FUNCTIONS:
         properties = template_json["Resources"][function_ids[function_spec.logical_name]]["Properties"]
         # Given a function's layers
-        attached = [ref_id(layer) for layer in properties["Layers"]]
-        # Then every function has the core layer and only model scorers the ML one
-        assert attached == ([core, ml] if function_spec.needs_model else [core])
+        attached = sorted(ref_id(layer) for layer in properties["Layers"])  # they share no file
+        # Then every function has the core layer, numpy only where it scores or does batch math,
+        # and only model scorers the ML one
+        if function_spec.needs_model:
+            assert attached == sorted([core, numpy, ml])
+        elif function_spec.needs_numpy:
+            assert attached == sorted([core, numpy])
+        else:
+            assert attached == [core]
+    assert {n.logical_name for n in spec.FUNCTIONS if not (n.needs_model or n.needs_numpy)} >= {
+        "ingest", "dispatch", "feedback", "preferences", "privacy"
+    }
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]

@@ -36,7 +36,7 @@ def test_the_offers_api_is_a_function_without_a_queue(offers_api: dict[str, Any]
     # Then it runs its handler, scores with the model and is fed by no queue
     assert OFFERS_API.queue is None and OFFERS_API.needs_model
     assert offers_api["Handler"] == "functions.handlers.offers_api.handler"
-    assert len(offers_api["Layers"]) == 2  # core + ml
+    assert len(offers_api["Layers"]) == 3  # core + numpy + ml
 
 
 def test_its_url_accepts_only_sigv4_signed_requests(

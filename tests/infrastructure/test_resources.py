@@ -26,7 +26,7 @@ def test_every_resource_kind_of_the_design_is_deployed(template: Template) -> No
         "AWS::DynamoDB::GlobalTable": len(spec.TABLES),  # TableV2
         "AWS::Lambda::Function": len(spec.FUNCTIONS),
         "AWS::Lambda::EventSourceMapping": len([f for f in spec.FUNCTIONS if f.queue]),
-        "AWS::Lambda::LayerVersion": 2,
+        "AWS::Lambda::LayerVersion": 3,  # core, numpy, ml (infra/bundle.py)
         "AWS::S3::Bucket": 2,  # data + its access logs
         "AWS::SNS::Topic": 2,  # SES events + alarms
         "AWS::SES::ConfigurationSet": 1,
