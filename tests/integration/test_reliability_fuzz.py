@@ -19,6 +19,7 @@ from functions.dal.tables import MemberRecord
 from functions.handlers import deps
 from functions.handlers.sqs_batch import MAX_BODY_BYTES
 from infra import spec
+from tests.integration.helpers import drain
 
 pytestmark = pytest.mark.integration
 FUZZ = settings(max_examples=15, deadline=None,
@@ -149,18 +150,6 @@ def _records(bodies: list[str], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn, "awsRegion": "eu-west-1"} for i, body in enumerate(bodies)]}
 
 
-def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                  WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return found
-        found += got
-        sqs.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-
-
 def run_mixed_batch(stack: Any, runner: LocalRunner, function: str, bad: list[str], good: list[str],
                     seed: int) -> list[dict[str, Any]]:
     """Invoke `function` on the shuffled batch; check the batch contract; return the dead letters."""
@@ -172,7 +161,7 @@ def run_mixed_batch(stack: Any, runner: LocalRunner, function: str, bad: list[st
     response = handler(_records(bodies, stack.queue_arns[fn.queue]), LambdaContext(function))
     # Then no record is left for SQS to retry: bad ones were set aside, good ones succeeded
     assert response == {"batchItemFailures": []}
-    dead = _drain(stack.client("sqs"), stack.dlq_urls[fn.queue])
+    dead = drain(stack.client("sqs"), stack.dlq_urls[fn.queue])
     # and exactly the bad records are on the DLQ, each with a reason and its source
     assert sorted(m["Body"] for m in dead) == sorted(bad)
     for message in dead:
