@@ -118,3 +118,49 @@ def logged_features(decision: Any, profile: MemberProfile, catalog: ft.CatalogAr
     if action.kind == "send":
         logged["action_features"] = rows[-1]
     return logged
+
+
+MATURITY_S = 2 * 86400.0  # a send's outcomes (opens, clicks, redemptions) are judged after 2 days
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Predicted P(redeem) of the logged sends against what happened to them."""
+
+    sends: int  # matured sends with a prediction
+    predicted_mean: float | None
+    predicted_p50: float | None
+    predicted_p90: float | None
+    redeemed_rate: float | None  # share of those sends with a "redeemed" outcome
+    clicked_rate: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Realized ÷ predicted redemption rate (1 = calibrated), None when undefined."""
+        if self.redeemed_rate is None or not self.predicted_mean:
+            return None
+        return self.redeemed_rate / self.predicted_mean
+
+
+def matured_sends(decisions: Sequence[Mapping[str, Any]], now: float,
+                  maturity_s: float = MATURITY_S) -> list[Mapping[str, Any]]:
+    """Logged sends old enough to judge, with the model's P(redeem) of the chosen action."""
+    return [d for d in decisions
+            if d.get("action", {}).get("kind") == "send" and d.get("action", {}).get("probability") is not None
+            and float(d.get("decided_at", now)) <= now - maturity_s]
+
+
+def calibration(sends: Sequence[Mapping[str, Any]], outcomes: Mapping[str, Sequence[str]]) -> Calibration:
+    """Prediction distribution and realized engagement of `sends` (outcomes by decision id)."""
+    if not sends:
+        return Calibration(0, None, None, None, None, None)
+    predicted = np.array([float(d["action"]["probability"]) for d in sends])
+    got = [set(outcomes.get(str(d["decision_id"]), ())) for d in sends]
+    return Calibration(
+        sends=len(sends),
+        predicted_mean=float(predicted.mean()),
+        predicted_p50=float(np.quantile(predicted, 0.5)),
+        predicted_p90=float(np.quantile(predicted, 0.9)),
+        redeemed_rate=float(np.mean(["redeemed" in g for g in got])),
+        clicked_rate=float(np.mean(["clicked" in g for g in got])),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from functions import clock
 from functions.dal.archive import read_archived_decisions
 from functions.dal.serving_config import ModelStore, read_config
-from functions.domain.drift import DriftReport, drift_report
+from functions.domain.drift import Calibration, DriftReport, calibration, drift_report, matured_sends
 from functions.domain.features import FEATURE_NAMES
 from functions.handlers.deps import deps
 from functions.observability import logger, tracer
@@ -73,6 +74,27 @@ def request_retraining(report: DriftReport, now: datetime) -> str:
     return f"s3://{s.data_bucket}/{key}"
 
 
+def outcomes_of(decision_ids: list[str]) -> dict[str, list[str]]:
+    """Outcomes joined to each decision (SES feedback; redemptions through ingest)."""
+    from functions.dal.tables import DecisionRecord
+
+    found: dict[str, list[str]] = {}
+    for record in DecisionRecord.batch_get(decision_ids, attributes_to_get=["decision_id", "outcomes"]):
+        found[record.decision_id] = [str(o) for o in record.outcomes or []]
+    return found
+
+
+def publish_calibration(cloudwatch: Any, report: Calibration, model_version: str, now: datetime) -> None:
+    figures = {"PredictedRedemptionRate": report.predicted_mean, "PredictionP50": report.predicted_p50,
+               "PredictionP90": report.predicted_p90, "RealizedRedemptionRate": report.redeemed_rate,
+               "RealizedClickRate": report.clicked_rate, "CalibrationRatio": report.ratio,
+               "MaturedSends": float(report.sends)}
+    data = [{"MetricName": name, "Dimensions": [{"Name": "ModelVersion", "Value": model_version}],
+             "Timestamp": now, "Value": value, "Unit": "Count" if name == "MaturedSends" else "None"}
+            for name, value in figures.items() if value is not None]
+    cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data)
+
+
 def monitor(now: datetime) -> dict[str, Any]:
     d = deps()
     s = d.settings
@@ -81,9 +103,12 @@ def monitor(now: datetime) -> dict[str, Any]:
     card = _champion_card()
     report = drift_report(card, FEATURE_NAMES, serving_rows(decisions), s.drift_threshold)
     publish(d.clients.client("cloudwatch"), report, now)
+    sends = matured_sends(decisions, now.timestamp())
+    calibrated = calibration(sends, outcomes_of([str(x["decision_id"]) for x in sends]) if sends else {})
+    publish_calibration(d.clients.client("cloudwatch"), calibrated, report.model_version, now)
     result: dict[str, Any] = {"summary": report.summary(), "rows": report.rows, "max_psi": report.max_psi,
                               "max_feature": report.max_feature, "model_version": report.model_version,
-                              "retraining": None}
+                              "retraining": None, "calibration": {**asdict(calibrated), "ratio": calibrated.ratio}}
     if report.drifted:
         result["retraining"] = request_retraining(report, now)
         logger.warning("drift: retraining requested", extra={k: v for k, v in result.items() if k != "summary"})

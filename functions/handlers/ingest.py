@@ -8,10 +8,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.dal.consent import record_consent
+from functions.dal.decisions import add_outcome
 from functions.dal.members import ErasedMember, apply_to_stored_profile
 from functions.dal.privacy import is_erased, privacy_salt
 from functions.domain.consent import entries_of
-from functions.domain.events import SweepRequested
+from functions.domain.events import OfferRedeemed, SweepRequested
 from functions.domain.triggers import DEFAULT_TRIGGERS
 from functions.faults import crash_point
 from functions.handlers.deps import deps
@@ -45,6 +46,10 @@ def record_handler(record: SQSRecord) -> str:
     recorded = record_consent(entries_of(event))
     if recorded:
         count("ConsentRecorded", recorded)
+    if isinstance(event, OfferRedeemed) and event.decision_id:
+        # The conversion joins its decision as an outcome, like SES feedback does (once each;
+        # a decision id Fidelio never made is ignored): the label calibration is judged on.
+        add_outcome(event.decision_id, "redeemed")
     if detail_type in TRIGGERING_TYPES:
         # Forwarded even for a duplicate: decide's decision id is deterministic, so a
         # redelivery cannot cause a second message, and a crash after the profile write

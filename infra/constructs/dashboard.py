@@ -81,6 +81,15 @@ class OperationsDashboard(Construct):
             left_annotations=[cloudwatch.HorizontalAnnotation(
                 value=spec.DRIFT_THRESHOLD, label="retraining threshold", color=cloudwatch.Color.RED)],
         )
+        # Published by the drift monitor per ModelVersion: all versions at once, by search.
+        calibration = cloudwatch.GraphWidget(
+            title="Calibration (realized ÷ predicted redemptions, by model version)", width=width,
+            left=[cloudwatch.MathExpression(
+                expression=f"SEARCH('{{{drift_namespace},ModelVersion}} MetricName=\"CalibrationRatio\"', "
+                           "'Maximum', 86400)",
+                label="", period=Duration.days(1))],
+            left_annotations=[cloudwatch.HorizontalAnnotation(value=1.0, label="calibrated")],
+        )
         alarm_status = cloudwatch.AlarmStatusWidget(
             title="Alarms", width=width, alarms=[*alarms, drift_alarm],
         )
@@ -88,5 +97,5 @@ class OperationsDashboard(Construct):
             self, "Dashboard", dashboard_name=f"{names.prefix}-operations",
             default_interval=Duration.days(1),
             widgets=[[decisions, sends], [conversions, unsubscribes], [dead_letters, variants],
-                     [drift, alarm_status]],
+                     [drift, calibration], [alarm_status]],
         )

@@ -299,6 +299,9 @@ class Functions(Construct):
         r.queues["decide"].queue.grants.send_messages(function)  # hands triggers to decide
         r.tables["ledger"].grants.write_data(function)  # appends consent history (conditional puts)
         r.tables["ledger"].grants.read_data(function)  # is a new member an erased one? (tombstone)
+        # joins a conversion (offer.redeemed with a decision id) to its decision as an outcome
+        iam.Grant.add_to_principal(grantee=function, actions=["dynamodb:UpdateItem"],
+                                   resource_arns=[r.tables["decisions"].table_arn])
 
     def _grant_decide(self, function: lambda_.Function) -> None:
         r = self._resources

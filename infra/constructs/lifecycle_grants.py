@@ -51,6 +51,9 @@ class LifecycleGrants(Construct):
                                    conditions={"StringLike": {"s3:prefix": ["decisions/*"]}})
         iam.Grant.add_to_principal(grantee=drift, actions=["s3:GetObject"], resource_arns=[archive_objects])
         iam.Grant.add_to_principal(grantee=drift, actions=["s3:PutObject"], resource_arns=[requests_objects])
+        # the outcomes of matured sends, for calibration (BatchGetItem on the decisions table only)
+        iam.Grant.add_to_principal(grantee=drift, actions=["dynamodb:BatchGetItem"],
+                                   resource_arns=[resources.tables["decisions"].table_arn])
         key.grant_encrypt(drift)
         # PutMetricData has no resource ARN: scoped by namespace instead.
         iam.Grant.add_to_principal(grantee=drift, actions=["cloudwatch:PutMetricData"], resource_arns=["*"],

@@ -321,7 +321,8 @@ def test_dashboard_shows_traffic_outcomes_failures_variants_and_drift(template_j
     assert set(widgets) == {
         "Decisions", "Sends by channel", "Engagement and conversions", "Unsubscribes and complaints",
         "Dead-letter queues (messages waiting)", "Model variant traffic (decisions)",
-        "Feature drift (max PSI over features)", "Alarms"}
+        "Feature drift (max PSI over features)", "Alarms",
+        "Calibration (realized ÷ predicted redemptions, by model version)"}
 
     def metric_names(title: str) -> list[str]:
         return [m[1] for m in widgets[title]["metrics"] if isinstance(m[1], str) and m[0] != "..."]
@@ -338,6 +339,8 @@ def test_dashboard_shows_traffic_outcomes_failures_variants_and_drift(template_j
     assert drift["metrics"][0][:2] == list(spec.DRIFT_METRIC)
     assert drift["annotations"]["horizontal"][0]["value"] == spec.DRIFT_THRESHOLD
     assert len(widgets["Alarms"]["alarms"]) == len(resources_of(template_json, "AWS::CloudWatch::Alarm"))
+    calibration = widgets["Calibration (realized ÷ predicted redemptions, by model version)"]["metrics"][0][0]
+    assert "MetricName=\"CalibrationRatio\"" in calibration["expression"] and "ModelVersion" in calibration["expression"]
 
 
 # --- build time ----------------------------------------------------------------------------------

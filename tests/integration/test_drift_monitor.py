@@ -134,3 +134,48 @@ def test_too_little_traffic_is_not_called_drift(local_stack, tmp_path):
     # Then it says so instead of raising an alarm on noise
     assert result["retraining"] is None
     assert "too few to judge" in result["summary"]
+
+
+def test_calibration_compares_predictions_with_the_redemptions_ingest_joined(local_stack, tmp_path):
+    from functions.dal.bus import publish
+    from functions.dal.tables import DecisionRecord
+    from functions.domain import events as ev
+
+    # Given 100 sends logged three days ago, each predicted to convert with P = 0.05
+    day = NOW - timedelta(days=3)
+    rows = _rows(100, seed=4)
+    _replay(local_stack, rows, day)
+    s3 = local_stack.client("s3")
+    key = f"decisions/date={day:%Y-%m-%d}/replay.jsonl"
+    lines = [json.loads(line) for line in s3.get_object(Bucket=local_stack.data_bucket, Key=key)["Body"]
+             .read().decode().splitlines()]
+    for line in lines:
+        line["action"]["probability"] = 0.05
+    s3.put_object(Bucket=local_stack.data_bucket, Key=key, Body="\n".join(json.dumps(x) for x in lines).encode())
+    runner = LocalRunner(local_stack)
+    deps.use(runner._deps["ingest"])
+    for line in lines:
+        DecisionRecord(line["decision_id"], member_id=line["member_id"], decided_at=line["decided_at"],
+                       expires_at=int(NOW.timestamp()) + 86400, trigger="daily_next_best_action",
+                       trigger_event_id="sweep", body=line, status="sent").save()
+    # When 10 of those members redeem their offer (the event carries the decision id) and ingest runs
+    redeemed = lines[:10]
+    publish(local_stack.client("events"), local_stack.names.bus, [
+        ev.OfferRedeemed(event_id=f"r-{i}", member_id=line["member_id"], occurred_at=day + timedelta(hours=5),
+                         offer_id="o1", decision_id=line["decision_id"]) for i, line in enumerate(redeemed)], "test")
+    runner.pump()
+    # Then each conversion is joined to its decision
+    assert {r.decision_id for r in DecisionRecord.scan() if "redeemed" in (r.outcomes or [])} == {
+        line["decision_id"] for line in redeemed}
+    # and the monitor reports 10 % realized against 5 % predicted: twice what the model said
+    result = _monitor(local_stack, tmp_path)
+    assert result["calibration"]["sends"] == 100
+    assert result["calibration"]["redeemed_rate"] == pytest.approx(0.10)
+    assert result["calibration"]["ratio"] == pytest.approx(2.0)
+    response = local_stack.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "ratio", "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "Fidelio", "MetricName": "CalibrationRatio",
+                       "Dimensions": [{"Name": "ModelVersion", "Value": "drift-test-1"}]},
+            "Period": 60, "Stat": "Maximum"}}],
+        StartTime=NOW - timedelta(minutes=5), EndTime=NOW + timedelta(minutes=5))
+    assert response["MetricDataResults"][0]["Values"] == [pytest.approx(2.0)]
