@@ -71,21 +71,20 @@ def policy_figures(policy: PolicyOutcome, params: Mapping[str, Any]) -> dict[str
         "net_value_per_member": _per(value["net_value"], policy.members),
         "channel_mix": dict(policy.channel_mix),
         "through_stack": policy.through_stack,
-        **expected_figures(policy, params),
+        **expected_figures(policy, params, value["send_cost"]),
     }
 
 
-def expected_figures(policy: PolicyOutcome, params: Mapping[str, Any]) -> dict[str, float | None]:
+def expected_figures(policy: PolicyOutcome, params: Mapping[str, Any], send_cost: float) -> dict[str, float | None]:
     """Net value and opt-outs by the simulator's truth at each send: what the policy's choices
     were worth in expectation, free of the draw's noise (a few dozen conversions decide the
-    realized figures of a small world)."""
+    realized figures of a small world). `send_cost`: the policy's, priced as for net value
+    (the sends happened: their cost is not an expectation)."""
     if policy.expected_revenue is None or policy.expected_unsubscribes is None:
         return {"expected_net_value": None, "expected_unsubscribes_per_member": None}
-    value = net_value_breakdown(policy, params)
-    unit = float(value_parameters(params)["unsubscribe_cost"])
+    unit = float(params["unsubscribe_cost"])
     return {
-        "expected_net_value": float(policy.expected_revenue - value["send_cost"]
-                                    - unit * policy.expected_unsubscribes),
+        "expected_net_value": float(policy.expected_revenue - send_cost - unit * policy.expected_unsubscribes),
         "expected_unsubscribes_per_member": _per(policy.expected_unsubscribes, policy.members),
     }
 

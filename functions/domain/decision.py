@@ -165,9 +165,15 @@ def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog
     )
 
 
+# Member-vector positions read once per member on the hot path.
+_SENDS_7D = ft.MEMBER_FEATURES.index("sends_7d")
+_CHURN_RISK = ft.MEMBER_FEATURES.index("churn_risk")
+_MONETARY_AVG = ft.MEMBER_FEATURES.index("monetary_avg")
+
+
 def _fatigue_cost(member_vector: np.ndarray, channel_index: np.ndarray, config: PolicyConfig) -> np.ndarray:
-    sends_7d = float(member_vector[ft.MEMBER_FEATURES.index("sends_7d")])
-    churn = float(member_vector[ft.MEMBER_FEATURES.index("churn_risk")])
+    sends_7d = float(member_vector[_SENDS_7D])
+    churn = float(member_vector[_CHURN_RISK])
     churn_factor = 1.0 + max(0.0, churn)
     base = np.array([config.base_unsubscribe_risk[c] for c in ft.CHANNELS])[channel_index]
     risk = base * (1.0 + config.fatigue_growth * sends_7d) * churn_factor
@@ -179,7 +185,7 @@ def conversion_value(member_vector: np.ndarray, catalog: ft.CatalogArrays, offer
     """What one conversion of each candidate is worth under the configured objective."""
     if config.objective == "offer_value":
         return catalog.value[offer_index]
-    basket = float(member_vector[ft.MEMBER_FEATURES.index("monetary_avg")]) or config.default_basket
+    basket = float(member_vector[_MONETARY_AVG]) or config.default_basket
     return np.full(len(offer_index), basket, dtype=np.float64)
 
 
