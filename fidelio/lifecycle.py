@@ -128,7 +128,9 @@ def retrain(events: Sequence[MemberEvent], offers: Sequence[Offer], champion_dir
     data = build_training_set(events, offers)
     source = Source("sim", source_description, model_card.sha256_arrays(data.rows, data.labels))
     challenger_dir = work_dir / "challenger"
-    card = train_offer_model(events, offers, holdout_from, challenger_dir, source, data=data)
+    # Open label windows are kept here, as before: whether a live retrain should drop them (and
+    # with them the newest data) is a lifecycle decision not taken yet (docs/models.md).
+    card = train_offer_model(events, offers, holdout_from, challenger_dir, source, data=data, keep_censored=True)
     split_at = datetime(holdout_from.year, holdout_from.month, holdout_from.day, tzinfo=UTC).timestamp()
     _, test = data.split(split_at)
     decision = gate(champion_dir, challenger_dir, test.rows, test.labels)
@@ -264,7 +266,7 @@ def train_challenger(life: Lifecycle, data: Any, split_date: date, source: Any, 
     out = work_dir / "challenger"
     if out.exists():
         shutil.rmtree(out)
-    card = train_offer_model([], [], split_date, out, source, data=data)
+    card = train_offer_model([], [], split_date, out, source, data=data, keep_censored=True)  # as retrain
     split_at = datetime(split_date.year, split_date.month, split_date.day, tzinfo=UTC).timestamp()
     _, test = data.split(split_at)
     np.savez_compressed(out / "holdout.npz", rows=test.rows, labels=test.labels, decided_at=test.decided_at)

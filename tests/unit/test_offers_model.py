@@ -79,6 +79,63 @@ def test_labels_count_redemptions_only_inside_the_window_of_the_send():
     assert om.redemption_labels(sends, redeemed, [offer]).tolist() == [1, 0, 0, 0]
 
 
+def test_a_label_window_closes_at_the_offer_end_or_the_next_send_of_the_same_offer():
+    # Given an offer with an end, one without, and a member sent the open one twice 5 days apart
+    dated = Offer(offer_id="dated", title="D", value=1, starts_at=START, ends_at=START + timedelta(days=10))
+    open_ended = Offer(offer_id="open", title="O", value=1, starts_at=START)
+    sends = [om.Targeting("m0", "dated", "email", START.timestamp()),
+             om.Targeting("m0", "open", "email", START.timestamp()),
+             om.Targeting("m0", "open", "email", (START + timedelta(days=5)).timestamp())]
+    # When the windows' ends are computed
+    ends = om.label_window_ends(sends, [dated, open_ended])
+    # Then: the offer end; the next send; LABEL_WINDOW_DAYS after the last send
+    day = 86400.0
+    assert ends.tolist() == [START.timestamp() + 10 * day, START.timestamp() + 5 * day,
+                             START.timestamp() + (5 + om.LABEL_WINDOW_DAYS) * day]
+
+
+def test_a_pair_whose_window_runs_past_the_log_end_is_left_out_and_counted(tmp_path):
+    # Given the program's log cut 10 days into its last offer (o-produce runs 21 days)
+    events, offers = _program(members=300)
+    last, third_start = offers[-1], offers[2].starts_at
+    assert last.starts_at is not None and third_start is not None
+    cut_at = last.starts_at + timedelta(days=10)
+    cut = [e for e in events if e.occurred_at < cut_at]
+    data = om.build_training_set(cut, offers)
+    sent_last = sum(t.offer_id == last.offer_id for t in data.targetings)
+    assert sent_last > 100
+    # Then exactly the last offer's pairs are censored, and some of their "not redeemed" labels
+    # are wrong: in the full log those members redeemed after the cut
+    assert data.censored.sum() == sent_last
+    assert {t.offer_id for t, c in zip(data.targetings, data.censored, strict=True) if c} == {last.offer_id}
+    full = om.build_training_set(events, offers)
+    assert not full.censored.any()
+    assert full.targetings == data.targetings
+    assert (full.labels[~data.censored] == data.labels[~data.censored]).all()
+    assert full.labels[data.censored].sum() > data.labels[data.censored].sum()
+
+    # When the examples are split at the third offer's start (the last two offers test)
+    split = third_start.date()
+    train, test, censoring = om.split_examples(data, split)
+    kept_train, kept_test, _ = om.split_examples(data, split, keep_censored=True)
+    # Then the censored pairs are out of the test set and counted, the rest is untouched
+    assert {t.offer_id for t in test.targetings} == {offers[2].offer_id}
+    assert (censoring.test_pairs, censoring.test_campaigns, censoring.train_pairs) == (sent_last, [last.offer_id], 0)
+    assert len(test) == len(kept_test) - sent_last and len(train) == len(kept_train)
+    assert not censoring.kept and not test.censored.any()
+
+    # And the model card of a model trained that way records it
+    card = om.train_offer_model([], [], split, tmp_path / "m", om.Source("t", "test", "0" * 64), data=data)
+    assert card["metrics"]["test_pairs"] == len(test) and card["metrics"]["test_offers"] == 1
+    assert card["metrics"]["censored"] == censoring.as_dict()
+    old = om.train_offer_model([], [], split, tmp_path / "k", om.Source("t", "test", "0" * 64), data=data,
+                               keep_censored=True)
+    assert old["metrics"]["test_pairs"] == len(kept_test) and old["metrics"]["censored"]["kept"]
+    # And a split that leaves only censored pairs to test says so instead of scoring nothing
+    with pytest.raises(om.NotEnoughData, match=f"{sent_last} test examples left out"):
+        om.train_offer_model([], [], last.starts_at.date(), tmp_path / "e", om.Source("t", "test", "0" * 64), data=data)
+
+
 def test_features_ignore_everything_at_or_after_the_send():
     # Given a program and the rows of its targetings
     events, offers = _program(members=60)
