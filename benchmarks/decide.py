@@ -13,10 +13,18 @@ Also, unless --skip-native / --skip-vw:
   - `speedup_vs_naive`: the engine with that ONNX model (one batched call) against the same engine
     calling native LightGBM once per candidate. The previous figure (shipped model, batched vs one
     ONNX call per row) is kept as `speedup_vs_naive_onnx_rows`.
-  - `vs_vw`: Fidelio decisions/s (full engine) / Vowpal Wabbit decisions/s, VW `cb_explore_adf`
-    choosing among the same candidates with the same features (shared = member features, one
-    action line per candidate, -q sa), trained briefly on the same rows and labels, timing
-    predict only (examples parsed before the clock starts; `vs_vw_incl_parse` includes parsing).
+  - `vs_vw`: like for like, the whole engine against the same engine with Vowpal Wabbit as its
+    scorer and chooser: same candidates, guardrails, features and decision records, but instead
+    of onnxruntime + expected value + choice, each member's candidate rows become one multiline
+    ADF example for VW `cb_explore_adf` (shared = member features, one action line per candidate,
+    -q sa; trained briefly on the same rows and labels), VW predicts the pmf and the action is
+    sampled from it. Both engines timed batch by batch, interleaved, in this run. Two ways to hand
+    VW the examples are timed (text lines + `Workspace.parse`, and `pyvw.Example` objects built
+    from feature lists with pre-hashed feature ids); `vs_vw` uses the faster for VW.
+    The previous definitions are kept: `vs_vw_predict_only` (the old `vs_vw`: the whole engine
+    against VW's predict call alone, examples parsed before the clock), `vs_vw_incl_parse` (the
+    same with VW's parsing inside the clock) and `vs_vw_scoring_only` (VW predict against
+    onnxruntime scoring the same rows).
 """
 
 from __future__ import annotations
@@ -39,7 +47,17 @@ sys.path.insert(0, str(REPO))
 from _results import write_result  # noqa: E402
 
 from functions.domain import events as ev  # noqa: E402
-from functions.domain.decision import PolicyConfig, PriorScorer, decide_batch  # noqa: E402
+from functions.domain.decision import (  # noqa: E402
+    PolicyConfig,
+    PriorScorer,
+    ScoredCandidates,
+    _draw,
+    _rng,
+    candidate_batch,
+    decide_batch,
+    decision_id_for,
+    decision_record,
+)
 from functions.domain.features import FEATURE_NAMES, FEATURE_VERSION, N_MEMBER, CatalogArrays  # noqa: E402
 from functions.domain.offers import Offer  # noqa: E402
 from functions.domain.profile import MemberProfile, apply_event  # noqa: E402
@@ -117,16 +135,25 @@ class NativePerCandidate(NativeBatched):
         return np.array([self.booster.predict(rows[i : i + 1], num_threads=1)[0] for i in range(len(rows))])
 
 
-def run(scorer, profiles, catalog, config, batch: int, repeats: int) -> tuple[list[float], int, int]:
+def run(scorer, profiles, catalog, config, batch: int, repeats: int,
+        cpu: list[float] | None = None) -> tuple[list[float], int, int]:
+    """Time `repeats` batches (wall ms; CPU ms of the process appended to `cpu` if given);
+    `scorer` is a Scorer (the engine's decide_batch with it) or an engine object with
+    `decide(requests, profiles, catalog, now, config)`."""
     trigger = next(t for t in DEFAULT_TRIGGERS if t.name == "app_engagement")
     ids = list(profiles)
     latencies, decisions, candidates = [], 0, 0
     for r in range(repeats):
         chunk = ids[(r * batch) % len(ids):][:batch] or ids[:batch]
         requests = [DecisionRequest(member_id=m, trigger=trigger, cause_id=f"c{r}", occurred_at=NOW) for m in chunk]
-        started = time.perf_counter()
-        out = decide_batch(requests, profiles, catalog, scorer, NOW, config)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if hasattr(scorer, "decide"):
+            out = scorer.decide(requests, profiles, catalog, NOW, config)
+        else:
+            out = decide_batch(requests, profiles, catalog, scorer, NOW, config)
         latencies.append((time.perf_counter() - started) * 1000)
+        if cpu is not None:
+            cpu.append((time.process_time() - cpu_started) * 1000)
         decisions += len(out)
         candidates += sum(d.candidates_allowed for d in out)
     return latencies, decisions, candidates
@@ -209,27 +236,98 @@ def interleaved_rates(scorers: list, profiles, catalog, config, batch: int, roun
 
 def vw_lines(rows: np.ndarray, chosen: int | None = None, cost: float = 0.0, probability: float = 1.0) -> list[str]:
     """One multiline ADF example: shared member features, one action line per candidate."""
-    member = rows[0, :N_MEMBER]
-    shared = "shared |s " + " ".join(f"m{j}:{v:.6g}" for j, v in enumerate(member) if v != 0.0)
-    lines = [shared]
-    for i, row in enumerate(rows):
-        features = " ".join(f"c{j}:{v:.6g}" for j, v in enumerate(row[N_MEMBER:]) if v != 0.0)
+    member = rows[0, :N_MEMBER].tolist()
+    lines = ["shared |s " + " ".join([f"m{j}:{v:.6g}" for j, v in enumerate(member) if v != 0.0])]
+    for i, row in enumerate(rows[:, N_MEMBER:].tolist()):
+        features = " ".join([f"c{j}:{v:.6g}" for j, v in enumerate(row) if v != 0.0])
         label = f"0:{cost:.6g}:{probability:.6g} " if chosen == i else ""
         lines.append(f"{label}|a {features}")
     return lines
 
 
-def vw_comparison(rows: np.ndarray, counts: list[int], labels: np.ndarray, ort_scorer, rng, repeats: int) -> dict:
+VW_OPTIONS = "--cb_explore_adf --epsilon 0.1 -q sa -b 20 --quiet"
+
+
+def vw_members(counts: list[int]) -> list[tuple[int, int]]:
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    return [(int(offsets[k]), int(offsets[k + 1])) for k in range(len(counts)) if counts[k] > 0]
+
+
+def vw_trained(rows: np.ndarray, counts: list[int], labels: np.ndarray, rng):
+    """VW cb_explore_adf after a short training pass on the benchmark's rows: logged uniformly
+    random actions, cost = -label, two passes."""
     from vowpalwabbit import Workspace
 
-    options = "--cb_explore_adf --epsilon 0.1 -q sa -b 20 --quiet"
-    vw = Workspace(options)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-    members = [(int(offsets[k]), int(offsets[k + 1])) for k in range(len(counts)) if counts[k] > 0]
-    for _ in range(2):  # a short training pass: logged uniformly random actions, cost = -label
-        for start, end in members:
+    vw = Workspace(VW_OPTIONS)
+    for _ in range(2):
+        for start, end in vw_members(counts):
             chosen = int(rng.integers(0, end - start))
             vw.learn(vw_lines(rows[start:end], chosen, -float(labels[start + chosen]), 1.0 / (end - start)))
+    return vw
+
+
+class VwEngine:
+    """The same engine with VW as scorer and chooser: Fidelio's candidates, guardrails, features
+    (`candidate_batch`) and decision records (`decision_record`, reasons for the chosen candidate
+    only); for each member, its candidate rows as one multiline ADF example, VW's pmf, and an
+    action sampled from the pmf with the same per-decision seeded draw as the engine's.
+
+    `builder`: "text" = one text line per action, `Workspace.parse` (VW's documented input);
+    "examples" = `pyvw.Example` objects from feature lists with feature ids hashed once up front
+    (no text, no per-feature string hashing). Same features, same hashes, same pmf."""
+
+    def __init__(self, vw, builder: str):
+        from vowpalwabbit import pyvw
+
+        self.vw, self.builder, self.pyvw = vw, builder, pyvw
+        self.label_type = pyvw.LabelType.CONTEXTUAL_BANDIT
+        shared_ns, action_ns = vw.hash_space("s"), vw.hash_space("a")
+        self.shared_ids = [vw.hash_feature(f"m{j}", shared_ns) for j in range(N_MEMBER)]
+        self.action_ids = [vw.hash_feature(f"c{j}", action_ns) for j in range(len(FEATURE_NAMES) - N_MEMBER)]
+
+    def pmf(self, rows: np.ndarray) -> np.ndarray:
+        vw = self.vw
+        if self.builder == "text":
+            examples = vw.parse(vw_lines(rows))
+        else:
+            example = self.pyvw.Example
+            member = rows[0, :N_MEMBER].tolist()
+            shared = example(vw, {"s": [(f, v) for f, v in zip(self.shared_ids, member, strict=True) if v != 0.0]},
+                             labelType=self.label_type)
+            shared.set_label_string("shared")
+            examples = [shared]
+            for row in rows[:, N_MEMBER:].tolist():
+                examples.append(example(vw, {"a": [(f, v) for f, v in zip(self.action_ids, row, strict=True)
+                                                   if v != 0.0]}, labelType=self.label_type))
+            for item in examples:
+                item.setup_example()
+        pmf = vw.predict(examples)
+        vw.finish_example(examples)
+        return np.asarray(pmf, dtype=np.float64)
+
+    def decide(self, requests, profiles, catalog, now, config) -> list:
+        batch = candidate_batch(requests, profiles, catalog, now, config)
+        decisions = []
+        for member, window, affinity in zip(batch.members, batch.windows, batch.hour_affinity, strict=True):
+            decision_id = decision_id_for(member.profile.member_id, member.request.cause_id,
+                                          member.request.trigger.name)
+            pmf = self.pmf(batch.rows[window]) if window.stop > window.start else np.zeros(0)
+            # VW's action set is the candidates (no "send nothing" action): index 0 gets p = 0.
+            probabilities = np.concatenate([[0.0], pmf]) if len(pmf) else np.ones(1)
+            chosen = _draw(_rng(config, decision_id), probabilities)
+            scored = ScoredCandidates(batch.offer_index[window], batch.channel_index[window], batch.send_at[window],
+                                      pmf, np.zeros(len(pmf)), pmf)
+            decisions.append(decision_record(member, scored, decision_id, chosen, probabilities,
+                                             chosen != int(np.argmax(probabilities)), affinity, catalog,
+                                             f"vw {VW_OPTIONS}", now, config, "vw"))
+        return decisions
+
+
+def vw_comparison(vw, rows: np.ndarray, counts: list[int], ort_scorer, repeats: int) -> dict:
+    """The previous figures: VW's predict call alone (and with its parsing) per decision, and
+    onnxruntime scoring the same rows."""
+    options = VW_OPTIONS
+    members = vw_members(counts)
     texts = [vw_lines(rows[start:end]) for start, end in members]
     predict_s = parse_s = 0.0
     decisions = 0
@@ -244,7 +342,6 @@ def vw_comparison(rows: np.ndarray, counts: list[int], labels: np.ndarray, ort_s
             vw.finish_example(examples)
             decisions += 1
             assert len(pmf) == len(lines) - 1
-    vw.finish()
     # The same rows scored by onnxruntime (scoring only, one call per member as VW gets).
     ort_s = 0.0
     for _ in range(repeats):
@@ -259,6 +356,51 @@ def vw_comparison(rows: np.ndarray, counts: list[int], labels: np.ndarray, ort_s
             "vw_actions_per_decision": float(np.mean([e - s for s, e in members]))}
 
 
+def vw_figures(rate: float, rows: np.ndarray, counts: list[int], labels: np.ndarray, ort_for_scoring, scorer,
+               profiles, catalog, config, args) -> tuple[dict, list[str]]:
+    """vs_vw (engine against engine-with-VW, interleaved) and the previous VW figures."""
+    vw = vw_trained(rows, counts, labels, np.random.default_rng(2))
+    try:
+        old = vw_comparison(vw, rows, counts, ort_for_scoring, args.vw_repeats)
+        text, examples = VwEngine(vw, "text"), VwEngine(vw, "examples")
+        start, end = vw_members(counts)[0]
+        same_pmf = float(np.max(np.abs(text.pmf(rows[start:end]) - examples.pmf(rows[start:end]))))
+        fidelio, vw_text, vw_examples = interleaved_rates([scorer, text, examples], profiles, catalog, config,
+                                                          args.members_per_batch, args.vw_engine_rounds)
+    finally:
+        vw.finish()
+    best, builder = max((vw_text, "text"), (vw_examples, "examples"))
+    figures = {
+        "vs_vw": round(fidelio / best, 3),
+        "fidelio_engine_decisions_per_s_vs_vw_run": round(fidelio, 1),
+        "vw_engine_decisions_per_s": round(best, 1),
+        "vw_engine_builder": builder,
+        "vw_engine_decisions_per_s_text": round(vw_text, 1),
+        "vw_engine_decisions_per_s_examples": round(vw_examples, 1),
+        "vw_builders_max_abs_pmf_diff": float(f"{same_pmf:.3g}"),
+        "vs_vw_predict_only": round(rate / old["vw_decisions_per_s"], 3),
+        "vs_vw_incl_parse": round(rate / old["vw_decisions_per_s_incl_parse"], 3),
+        "vs_vw_scoring_only": round(old["vw_predict_ms_per_decision"] / old["ort_scoring_ms_per_decision"], 2),
+        "vw_decisions_per_s": round(old["vw_decisions_per_s"], 1),
+        "vw_decisions_per_s_incl_parse": round(old["vw_decisions_per_s_incl_parse"], 1),
+        "vw_predict_ms_per_decision": round(old["vw_predict_ms_per_decision"], 3),
+        "ort_scoring_ms_per_decision": round(old["ort_scoring_ms_per_decision"], 3),
+        "vw_options": old["vw_options"],
+    }
+    notes = [
+        f"vs_vw (definition changed): Fidelio's engine ({fidelio:.0f} decisions/s in the interleaved run) ÷ the same "
+        f"engine with VW ({old['vw_options']}) as scorer and chooser ({best:.0f}/s, {builder} builder; text "
+        f"{vw_text:.0f}/s, examples {vw_examples:.0f}/s): same candidates ({old['vw_actions_per_decision']:.0f} "
+        f"per decision), guardrails, features and records; VW formats, parses, predicts the pmf and samples",
+        "vs_vw_predict_only (the previous vs_vw): the whole engine ÷ VW's predict call alone, examples parsed "
+        "outside the clock — engine against model evaluation, not like for like",
+        "vs_vw_incl_parse: the same with VW's text parsing inside the clock (formatting still outside)",
+        "vs_vw_scoring_only: VW predict per decision ÷ onnxruntime scoring the same rows (< 1: VW's linear CB "
+        "model is cheaper to evaluate than 250 trees)",
+    ]
+    return figures, notes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members-per-batch", type=int, default=100)
@@ -267,6 +409,8 @@ def main() -> int:
     parser.add_argument("--model", default=str(REPO / "model_artifacts" / "offers"))
     parser.add_argument("--native-rounds", type=int, default=5, help="batches per side for speedup_vs_naive")
     parser.add_argument("--vw-repeats", type=int, default=2, help="predict passes over every member for VW")
+    parser.add_argument("--vw-engine-rounds", type=int, default=6,
+                        help="batches per engine (Fidelio, VW text, VW examples), interleaved, for vs_vw")
     parser.add_argument("--skip-native", action="store_true", help="no LightGBM comparisons")
     parser.add_argument("--skip-vw", action="store_true", help="no Vowpal Wabbit comparison")
     parser.add_argument("--json", default=None)
@@ -284,7 +428,9 @@ def main() -> int:
         print(f"warning: no model in {model_dir}; timing the prior scorer", file=sys.stderr)
         scorer = PriorScorer()
     run(scorer, profiles, catalog, config, args.members_per_batch, 3)  # warm up
-    latencies, decisions, candidates = run(scorer, profiles, catalog, config, args.members_per_batch, args.batches)
+    cpu_ms: list[float] = []
+    latencies, decisions, candidates = run(scorer, profiles, catalog, config, args.members_per_batch, args.batches,
+                                           cpu=cpu_ms)
     naive_batches = max(3, args.batches // 8)
     naive_lat, naive_decisions, _ = run(OneAtATime(scorer), profiles, catalog, config, args.members_per_batch,
                                         naive_batches)
@@ -298,6 +444,9 @@ def main() -> int:
         "p50_ms": round(float(np.percentile(latencies, 50)), 2), "p99_ms": round(float(np.percentile(latencies, 99)), 2),
         "per_member_p50_ms": round(float(np.percentile(latencies, 50)) / args.members_per_batch, 3),
         "per_member_p99_ms": round(float(np.percentile(latencies, 99)) / args.members_per_batch, 3),
+        # CPU time of the process per batch: what other load on a shared machine barely changes.
+        "decisions_per_cpu_s": round(decisions / (sum(cpu_ms) / 1000), 1),
+        "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2), "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2),
         "naive_decisions_per_s": round(naive_rate, 1), "speedup_vs_naive": round(rate / naive_rate, 2),
     }
     # The definition above (one ONNX call per row) is kept under its own key; speedup_vs_naive is
@@ -341,29 +490,18 @@ def main() -> int:
                     "speedup_vs_naive": round(same_rate / naive_native_rate, 2),
                 })
                 if not args.skip_vw:
-                    vw = vw_comparison(rows, counts, labels, ort_same, np.random.default_rng(2), args.vw_repeats)
-                    result.update({
-                        "vw_decisions_per_s": round(vw["vw_decisions_per_s"], 1),
-                        "vw_decisions_per_s_incl_parse": round(vw["vw_decisions_per_s_incl_parse"], 1),
-                        "vs_vw": round(rate / vw["vw_decisions_per_s"], 3),
-                        "vs_vw_incl_parse": round(rate / vw["vw_decisions_per_s_incl_parse"], 3),
-                        "vw_predict_ms_per_decision": round(vw["vw_predict_ms_per_decision"], 3),
-                        "ort_scoring_ms_per_decision": round(vw["ort_scoring_ms_per_decision"], 3),
-                        "vs_vw_scoring_only": round(vw["vw_predict_ms_per_decision"] / vw["ort_scoring_ms_per_decision"], 2),
-                        "vw_options": vw["vw_options"],
-                    })
-                    notes.append(f"VW ({vw['vw_options']}) chose among {vw['vw_actions_per_decision']:.0f} candidates "
-                                 f"per decision; vs_vw compares Fidelio's whole engine (candidates, guardrails, "
-                                 f"features, scoring, choice, records) with VW's predict alone; vs_vw_scoring_only "
-                                 f"compares VW predict with onnxruntime scoring the same rows")
+                    figures, vw_notes = vw_figures(rate, rows, counts, labels, ort_same, scorer, profiles, catalog,
+                                                   config, args)
+                    result.update(figures)
+                    notes.extend(vw_notes)
         except ImportError as error:
             print(f"error: cannot compare with LightGBM/VW: {error} (uv sync --all-extras)", file=sys.stderr)
             return 1
     elif not args.skip_vw:
-        notes.append("--skip-native: vs_vw measured without the surrogate model")
-        vw = vw_comparison(rows, counts, labels, scorer, np.random.default_rng(2), args.vw_repeats)
-        result.update({"vw_decisions_per_s": round(vw["vw_decisions_per_s"], 1),
-                       "vs_vw": round(rate / vw["vw_decisions_per_s"], 3)})
+        notes.append("--skip-native: vs_vw_scoring_only compares VW with the shipped model, not the surrogate")
+        figures, vw_notes = vw_figures(rate, rows, counts, labels, scorer, scorer, profiles, catalog, config, args)
+        result.update(figures)
+        notes.extend(vw_notes)
     if notes:
         result["notes"] = notes
     print(f"{'metric':<32}{'value':>16}")

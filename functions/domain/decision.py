@@ -94,90 +94,122 @@ def send_slots(now: datetime, hours: int) -> np.ndarray:
 
 
 @dataclass
-class _MemberCandidates:
+class AllowedCandidates:
+    """A member's allowed candidates before they become arrays: (offer, channel) pairs in
+    catalog and channel order, each with the positions of the send slots it may use."""
+
     request: DecisionRequest
     profile: MemberProfile
     holdout: bool
-    offer_index: np.ndarray
-    channel_index: np.ndarray
-    send_at: np.ndarray
+    offers: list[int]
+    channels: list[int]
+    slots: list[list[int]]
     rejected: Counter
     considered: int
-    rows: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(len(positions) for positions in self.slots)
 
 
-def _member_candidates(request: DecisionRequest, profile: MemberProfile, catalog: ft.CatalogArrays,
-                       now: datetime, config: PolicyConfig, budget_left: dict[str, int] | None) -> _MemberCandidates:
+@dataclass(frozen=True)
+class _OfferTerms:
+    """What the candidate loop reads from an offer, read once per batch."""
+
+    index: int
+    offer: Offer
+    kind: str
+    topic: str
+    channels: tuple[str, ...]
+
+
+def _offer_terms(catalog: ft.CatalogArrays) -> list[_OfferTerms]:
+    return [_OfferTerms(i, o, o.kind, o.topic.value, tuple(c.value for c in o.channels))
+            for i, o in enumerate(catalog.offers)]
+
+
+def _quiet_slots(slots: np.ndarray, time_zone: str, config: PolicyConfig,
+                 cache: dict[str, list[bool]] | None = None) -> list[bool]:
+    if cache is not None and time_zone in cache:
+        return cache[time_zone]
+    local_hours = ft.local_hour_of_week(slots, time_zone) % 24
+    quiet = [is_quiet_hour(int(h), config) for h in local_hours]
+    if cache is not None:
+        cache[time_zone] = quiet
+    return quiet
+
+
+def _allowed_candidates(request: DecisionRequest, profile: MemberProfile, terms: list[_OfferTerms],
+                        slots: np.ndarray, now: datetime, config: PolicyConfig,
+                        budget_left: dict[str, int] | None,
+                        quiet_by_zone: dict[str, list[bool]] | None = None) -> AllowedCandidates:
     trigger = request.trigger
     holdout = in_holdout(profile.member_id, config.holdout_share, config.holdout_salt) and not trigger.transactional
     rejected: Counter = Counter()
-    slots = send_slots(now, config.slot_hours)
-    local_hours = ft.local_hour_of_week(slots, profile.time_zone) % 24
-    quiet = np.array([is_quiet_hour(int(h), config) for h in local_hours])
-    offers_idx: list[np.ndarray] = []
-    channels_idx: list[np.ndarray] = []
-    times: list[np.ndarray] = []
-    considered = 0
-    # Quiet hours and caps depend on the slot and topic only: one mask per topic.
-    allowed_by_topic: dict[str, np.ndarray] = {}
     n_slots = len(slots)
+    every_slot = list(range(n_slots))
+    offers: list[int] = []
+    channels: list[int] = []
+    positions: list[list[int]] = []
+    considered = 0
+    # Quiet hours and caps depend on the slot and topic only: the allowed slots and the
+    # rejection counts (in slot order) once per topic; channel guardrails once per channel and topic.
+    by_topic: dict[str, tuple[list[int], list[tuple[str, int]]]] = {}
+    by_channel: dict[tuple[str, str], str | None] = {}
     if not conditions_hold(trigger, profile, now):
         rejected["trigger_conditions"] += 1
-    else:
-        for o_index, offer in enumerate(catalog.offers):
-            if offer.kind not in trigger.offer_kinds or offer.topic.value not in trigger.topics:
-                continue
-            reason = offer_guardrail(profile, offer, now, config, budget_left)
-            channels = [c.value for c in offer.channels]
-            considered += len(channels) * n_slots
-            if reason:
-                rejected[reason] += len(channels) * n_slots
-                continue
-            topic = offer.topic.value
-            if trigger.transactional:
-                mask = np.ones(n_slots, dtype=bool)
-            else:
-                if topic not in allowed_by_topic:
+        return AllowedCandidates(request, profile, holdout, offers, channels, positions, rejected, considered)
+    quiet: list[bool] | None = None
+    for term in terms:
+        if term.kind not in trigger.offer_kinds or term.topic not in trigger.topics:
+            continue
+        reason = offer_guardrail(profile, term.offer, now, config, budget_left)
+        considered += len(term.channels) * n_slots
+        if reason:
+            rejected[reason] += len(term.channels) * n_slots
+            continue
+        topic = term.topic
+        allowed: list[int] = every_slot
+        slot_rejections: list[tuple[str, int]] = []
+        if not trigger.transactional:
+            if topic not in by_topic:
+                if quiet is None:
+                    quiet = _quiet_slots(slots, profile.time_zone, config, quiet_by_zone)
+                if not profile.recent_sends and topic not in profile.last_send_by_topic:
+                    # Nothing sent yet: the cap does not depend on the slot.
+                    cap = cap_guardrail(profile, topic, float(slots[0]), config)
+                    caps = [cap] * n_slots
+                else:
                     caps = [None if quiet[i] else cap_guardrail(profile, topic, float(slots[i]), config)
                             for i in range(n_slots)]
-                    allowed_by_topic[topic] = np.array([not quiet[i] and caps[i] is None for i in range(n_slots)])
-                    allowed_by_topic[f"{topic}:reasons"] = np.array(
-                        ["quiet_hours" if quiet[i] else (caps[i] or "") for i in range(n_slots)])
-                mask = allowed_by_topic[topic]
-            for channel in channels:
-                reason = channel_guardrail(profile, channel, topic, trigger.transactional)
-                if reason:
-                    rejected[reason] += n_slots
-                    continue
-                if not trigger.transactional:
-                    for slot_reason in allowed_by_topic[f"{topic}:reasons"][~mask]:
-                        rejected[str(slot_reason)] += 1
-                allowed = slots[mask]
-                offers_idx.append(np.full(len(allowed), o_index, dtype=np.int64))
-                channels_idx.append(np.full(len(allowed), ft.CHANNELS.index(channel), dtype=np.int64))
-                times.append(allowed)
-    return _MemberCandidates(
-        request=request, profile=profile, holdout=holdout,
-        offer_index=np.concatenate(offers_idx) if offers_idx else np.zeros(0, dtype=np.int64),
-        channel_index=np.concatenate(channels_idx) if channels_idx else np.zeros(0, dtype=np.int64),
-        send_at=np.concatenate(times) if times else np.zeros(0, dtype=np.float64),
-        rejected=rejected, considered=considered,
-    )
+                counts: dict[str, int] = {}
+                for i in range(n_slots):
+                    slot_reason = "quiet_hours" if quiet[i] else caps[i]
+                    if slot_reason:
+                        counts[slot_reason] = counts.get(slot_reason, 0) + 1
+                by_topic[topic] = ([i for i in range(n_slots) if not quiet[i] and caps[i] is None],
+                                   list(counts.items()))
+            allowed, slot_rejections = by_topic[topic]
+        for channel in term.channels:
+            key = (channel, topic)
+            if key not in by_channel:
+                by_channel[key] = channel_guardrail(profile, channel, topic, trigger.transactional)
+            reason = by_channel[key]
+            if reason:
+                rejected[reason] += n_slots
+                continue
+            for slot_reason, count in slot_rejections:
+                rejected[slot_reason] += count
+            offers.append(term.index)
+            channels.append(ft.CHANNELS.index(channel))
+            positions.append(allowed)
+    return AllowedCandidates(request, profile, holdout, offers, channels, positions, rejected, considered)
 
 
 # Member-vector positions read once per member on the hot path.
 _SENDS_7D = ft.MEMBER_FEATURES.index("sends_7d")
 _CHURN_RISK = ft.MEMBER_FEATURES.index("churn_risk")
 _MONETARY_AVG = ft.MEMBER_FEATURES.index("monetary_avg")
-
-
-def _fatigue_cost(member_vector: np.ndarray, channel_index: np.ndarray, config: PolicyConfig) -> np.ndarray:
-    sends_7d = float(member_vector[_SENDS_7D])
-    churn = float(member_vector[_CHURN_RISK])
-    churn_factor = 1.0 + max(0.0, churn)
-    base = np.array([config.base_unsubscribe_risk[c] for c in ft.CHANNELS])[channel_index]
-    risk = base * (1.0 + config.fatigue_growth * sends_7d) * churn_factor
-    return risk * config.unsubscribe_cost
 
 
 def conversion_value(member_vector: np.ndarray, catalog: ft.CatalogArrays, offer_index: np.ndarray,
@@ -192,6 +224,15 @@ def conversion_value(member_vector: np.ndarray, catalog: ft.CatalogArrays, offer
 def _rng(config: PolicyConfig, decision_id: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{config.seed}|{decision_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def _draw(rng: np.random.Generator, probabilities: np.ndarray) -> int:
+    """The index `rng.choice(len(p), p=p)` returns, and the same state consumed (one uniform
+    against the normalised cumulative sum, as numpy's Generator.choice does), without the
+    argument checks that cost more than the draw on the hot path."""
+    cdf = probabilities.cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def choose(expected: np.ndarray, config: PolicyConfig, rng: np.random.Generator) -> tuple[int, np.ndarray, bool]:
@@ -211,12 +252,13 @@ def choose(expected: np.ndarray, config: PolicyConfig, rng: np.random.Generator)
         scaled = (values - values.max()) / max(config.temperature, 1e-6)
         weights = np.exp(scaled)
         probabilities = weights / weights.sum()
-    chosen = int(rng.choice(n, p=probabilities))
+    chosen = _draw(rng, probabilities)
     return chosen, probabilities, chosen != greedy
 
 
-def _local_hour_text(profile: MemberProfile) -> str | None:
-    affinity = ft.hour_affinity_vector(profile).reshape(7, 24).mean(axis=0)
+def _local_hour_text(profile: MemberProfile, hour_affinity: np.ndarray | None = None) -> str | None:
+    week = ft.hour_affinity_vector(profile) if hour_affinity is None else hour_affinity
+    affinity = week.reshape(7, 24).sum(axis=0) / 7  # = mean(axis=0), bit for bit, without its overhead
     best = int(np.argmax(affinity))
     if affinity[best] < 1.6:
         return None
@@ -224,11 +266,12 @@ def _local_hour_text(profile: MemberProfile) -> str | None:
 
 
 def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: DecisionRequest,
-                now: datetime, *, timing: bool = True) -> list[str]:
+                now: datetime, *, timing: bool = True, hour_affinity: np.ndarray | None = None) -> list[str]:
     """Reasons a person can read, most specific first (also usable in templates).
 
     `timing=False` leaves out when the member usually opens messages (an in-app placement is
-    seen while the member is in the app: send time is not a reason there)."""
+    seen while the member is in the app: send time is not a reason there). `hour_affinity` is
+    the member's `features.hour_affinity_vector` when the caller already has it."""
     reasons: list[str] = []
     t = now.timestamp()
     if request.trigger.name.startswith("cart"):
@@ -245,7 +288,7 @@ def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: Dec
         best = max(offer.categories, key=lambda c: profile.categories[c].v if c in profile.categories else 0.0)
         if best in profile.categories:
             reasons.append(f"you often buy {best}")
-    hour = _local_hour_text(profile) if timing else None
+    hour = _local_hour_text(profile, hour_affinity) if timing else None
     if hour:
         reasons.append(f"usually opens {channel} around {hour}")
     if request.trigger.name == "win_back":
@@ -253,70 +296,153 @@ def reasons_for(profile: MemberProfile, offer: Offer, channel: str, request: Dec
     return reasons or [f"new {offer.kind} for {profile.tier} members"]
 
 
-def decide_batch(requests: Sequence[DecisionRequest], profiles: dict[str, MemberProfile],
-                 catalog: ft.CatalogArrays, scorer: Scorer, now: datetime, config: PolicyConfig,
-                 budget_left: dict[str, int] | None = None, variant: str = "champion") -> list[Decision]:
-    """Decide for a batch: one vectorized scoring call over every candidate of every member."""
-    members: list[_MemberCandidates] = []
+@dataclass(frozen=True)
+class CandidateBatch:
+    """Every allowed candidate of a batch of requests with its feature rows, one row per
+    candidate, members in request order: what the engine scores and chooses among (and where
+    another scorer or chooser, e.g. a benchmark's peer, plugs into the same engine)."""
+
+    members: list[AllowedCandidates]
+    windows: list[slice]  # each member's rows
+    hour_affinity: list[np.ndarray | None]  # each member's, None when it has no candidate
+    offer_index: np.ndarray
+    channel_index: np.ndarray
+    send_at: np.ndarray
+    member_index: np.ndarray  # row -> position among the members that have candidates
+    vectors: np.ndarray  # member features of the members that have candidates
+    transactional: list[bool]  # of the members that have candidates
+    rows: np.ndarray
+
+
+def candidate_batch(requests: Sequence[DecisionRequest], profiles: dict[str, MemberProfile],
+                    catalog: ft.CatalogArrays, now: datetime, config: PolicyConfig,
+                    budget_left: dict[str, int] | None = None) -> CandidateBatch:
+    """Guardrails per member (an unknown member gets an empty profile), then the feature rows
+    of every allowed candidate of the batch in one pass."""
+    slots = send_slots(now, config.slot_hours)
+    terms = _offer_terms(catalog)
+    quiet_by_zone: dict[str, list[bool]] = {}
+    members: list[AllowedCandidates] = []
     for request in requests:
         profile = profiles.get(request.member_id)
         if profile is None:
             profile = MemberProfile(member_id=request.member_id)
-        candidates = _member_candidates(request, profile, catalog, now, config, budget_left)
-        if len(candidates.offer_index):
-            vector = ft.member_features(profile, now)
-            candidates.rows = ft.candidate_features(
-                profile, vector, catalog, candidates.offer_index, candidates.channel_index,
-                candidates.send_at, now,
-            )
-        members.append(candidates)
-    blocks = [m.rows for m in members if m.rows is not None]
-    scores = scorer.predict(np.vstack(blocks)) if blocks else np.zeros(0)
-    decisions, offset = [], 0
-    for member in members:
-        n = 0 if member.rows is None else len(member.rows)
-        member_scores = scores[offset : offset + n]
+        members.append(_allowed_candidates(request, profile, terms, slots, now, config, budget_left, quiet_by_zone))
+    counts = [m.count for m in members]
+    scored = [m for m, c in zip(members, counts, strict=True) if c]
+    pair_sizes = [len(p) for m in scored for p in m.slots]
+    offer_index = np.repeat(np.asarray([o for m in scored for o in m.offers], dtype=np.int64), pair_sizes)
+    channel_index = np.repeat(np.asarray([c for m in scored for c in m.channels], dtype=np.int64), pair_sizes)
+    send_at = slots[np.asarray([i for m in scored for p in m.slots for i in p], dtype=np.int64)]
+    member_index = np.repeat(np.arange(len(scored), dtype=np.int64), [c for c in counts if c])
+    vectors = (np.stack([ft.member_features(m.profile, now) for m in scored]) if scored
+               else np.zeros((0, ft.N_MEMBER), dtype=np.float32))
+    affinity = ft.hour_affinity_matrix([m.profile for m in scored])
+    rows = ft.candidate_features_batch([m.profile for m in scored], vectors, catalog, member_index, offer_index,
+                                       channel_index, send_at, now, hour_affinity=affinity)
+    windows: list[slice] = []
+    by_member: list[np.ndarray | None] = []
+    offset, k = 0, 0
+    for n in counts:
+        windows.append(slice(offset, offset + n))
         offset += n
-        decisions.append(_finish(member, member_scores, catalog, scorer, now, config, variant))
+        by_member.append(affinity[k] if n else None)
+        k += 1 if n else 0
+    return CandidateBatch(members=members, windows=windows, hour_affinity=by_member, offer_index=offer_index,
+                          channel_index=channel_index, send_at=send_at, member_index=member_index, vectors=vectors,
+                          transactional=[m.request.trigger.transactional for m in scored], rows=rows)
+
+
+def decide_batch(requests: Sequence[DecisionRequest], profiles: dict[str, MemberProfile],
+                 catalog: ft.CatalogArrays, scorer: Scorer, now: datetime, config: PolicyConfig,
+                 budget_left: dict[str, int] | None = None, variant: str = "champion") -> list[Decision]:
+    """Decide for a batch: the candidates and their features, one scoring call and the expected
+    values vectorized over every candidate of every member; the choice, reasons and record per
+    member."""
+    batch = candidate_batch(requests, profiles, catalog, now, config, budget_left)
+    probability = scorer.predict(batch.rows) if len(batch.rows) else np.zeros(0)
+    worth = _conversion_values(batch.vectors, batch.member_index, catalog, batch.offer_index, config)
+    expected = _expected_values(probability, worth, batch.vectors, batch.member_index, batch.channel_index,
+                                batch.send_at, now.timestamp(), batch.transactional, config)
+    decisions = []
+    for member, window, affinity in zip(batch.members, batch.windows, batch.hour_affinity, strict=True):
+        scored = ScoredCandidates(batch.offer_index[window], batch.channel_index[window], batch.send_at[window],
+                         probability[window], worth[window], expected[window])
+        decision_id = decision_id_for(member.profile.member_id, member.request.cause_id, member.request.trigger.name)
+        chosen, probabilities, explored = choose(scored.expected, config, _rng(config, decision_id))
+        decisions.append(decision_record(member, scored, decision_id, chosen, probabilities, explored, affinity,
+                                         catalog, scorer.version, now, config, variant))
     return decisions
 
 
-def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.CatalogArrays, scorer: Scorer,
-            now: datetime, config: PolicyConfig, variant: str) -> Decision:
+@dataclass(frozen=True)
+class ScoredCandidates:
+    """One member's slice of the batch arrays, scored."""
+
+    offer_index: np.ndarray
+    channel_index: np.ndarray
+    send_at: np.ndarray
+    probability: np.ndarray
+    worth: np.ndarray
+    expected: np.ndarray
+
+
+def _conversion_values(vectors: np.ndarray, member_index: np.ndarray, catalog: ft.CatalogArrays,
+                       offer_index: np.ndarray, config: PolicyConfig) -> np.ndarray:
+    """`conversion_value` for every row of the batch (the same values, one gather)."""
+    if config.objective == "offer_value":
+        return catalog.value[offer_index]
+    basket = np.array([float(v) or config.default_basket for v in vectors[:, _MONETARY_AVG].tolist()],
+                      dtype=np.float64)
+    return basket[member_index]
+
+
+def _expected_values(probability: np.ndarray, value: np.ndarray, vectors: np.ndarray, member_index: np.ndarray,
+                     channel_index: np.ndarray, send_at: np.ndarray, t: float, transactional: list[bool],
+                     config: PolicyConfig) -> np.ndarray:
+    """Expected net value of every candidate row: P(convert) × value, discounted for waiting,
+    minus the send cost and the fatigue cost (unsubscribe risk, growing with recent sends and
+    churn risk; none for transactional messages) — one array expression over the whole batch."""
+    if not len(probability):
+        return np.zeros(0)
+    cost = np.array([config.channel_cost[c] for c in ft.CHANNELS])[channel_index]
+    delay_h = (send_at - t) / 3600.0
+    growth = 1.0 + config.fatigue_growth * vectors[:, _SENDS_7D].astype(np.float64)
+    churn_factor = 1.0 + np.maximum(0.0, vectors[:, _CHURN_RISK].astype(np.float64))
+    base = np.array([config.base_unsubscribe_risk[c] for c in ft.CHANNELS])[channel_index]
+    fatigue = base * growth[member_index] * churn_factor[member_index] * config.unsubscribe_cost
+    if any(transactional):
+        fatigue[np.asarray(transactional, dtype=bool)[member_index]] = 0.0
+    return probability * value * (1.0 - config.delay_cost_per_hour * delay_h) - cost - fatigue
+
+
+def decision_record(member: AllowedCandidates, scored: ScoredCandidates, decision_id: str, chosen: int, probabilities: np.ndarray,
+                    explored: bool, hour_affinity: np.ndarray | None, catalog: ft.CatalogArrays, model_version: str,
+                    now: datetime, config: PolicyConfig, variant: str) -> Decision:
+    """The Decision for a member once an action is chosen (`chosen` 0 = send nothing, i + 1 =
+    candidate i; `probabilities` over the same actions): reasons for the chosen candidate
+    only, the five best candidates by expected value, the rejection counts."""
     request, profile = member.request, member.profile
-    decision_id = decision_id_for(profile.member_id, request.cause_id, request.trigger.name)
-    expected = np.zeros(0)
-    worth = np.zeros(0)
-    if len(probability):
-        assert member.rows is not None
-        value = worth = conversion_value(member.rows[0, : ft.N_MEMBER], catalog, member.offer_index, config)
-        cost = np.array([config.channel_cost[c] for c in ft.CHANNELS])[member.channel_index]
-        delay_h = (member.send_at - now.timestamp()) / 3600.0
-        member_vector = member.rows[0, : ft.N_MEMBER]
-        fatigue = _fatigue_cost(member_vector, member.channel_index, config)
-        if request.trigger.transactional:
-            fatigue = np.zeros_like(fatigue)
-        expected = probability * value * (1.0 - config.delay_cost_per_hour * delay_h) - cost - fatigue
-    chosen, probabilities, explored = choose(expected, config, _rng(config, decision_id))
+    expected, probability, worth = scored.expected, scored.probability, scored.worth
     nothing = ChosenAction(kind="none")
     intended = nothing
     reasons: list[str] = []
     if chosen > 0:
         i = chosen - 1
-        offer = catalog.offers[int(member.offer_index[i])]
-        channel = ft.CHANNELS[int(member.channel_index[i])]
+        offer = catalog.offers[int(scored.offer_index[i])]
+        channel = ft.CHANNELS[int(scored.channel_index[i])]
         intended = ChosenAction(
             kind="send", offer_id=offer.offer_id, channel=channel, topic=offer.topic.value,
-            send_at=float(member.send_at[i]), probability=float(probability[i]),
+            send_at=float(scored.send_at[i]), probability=float(probability[i]),
             expected_value=float(expected[i]),
         )
-        reasons = reasons_for(profile, offer, channel, request, now)
-    order: list[int] = [int(i) for i in np.argsort(-expected)[:5]] if len(expected) else []
+        reasons = reasons_for(profile, offer, channel, request, now, hour_affinity=hour_affinity)
+    order: list[int] = np.argsort(-expected)[:5].tolist() if len(expected) else []
     top = [
         {
-            "offer_id": catalog.offers[int(member.offer_index[i])].offer_id,
-            "channel": ft.CHANNELS[int(member.channel_index[i])],
-            "send_at": float(member.send_at[i]),
+            "offer_id": catalog.offers[int(scored.offer_index[i])].offer_id,
+            "channel": ft.CHANNELS[int(scored.channel_index[i])],
+            "send_at": float(scored.send_at[i]),
             "p": round(float(probability[i]), 6),
             "value": round(float(worth[i]), 4),  # what one conversion is worth (objective)
             "ev": round(float(expected[i]), 6),
@@ -324,9 +450,10 @@ def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.Cata
         }
         for i in order
     ]
+    # Validated construction on purpose: model_construct measured slower here (pydantic 2.14).
     return Decision(
         decision_id=decision_id, member_id=profile.member_id, trigger=request.trigger.name,
-        cause_id=request.cause_id, decided_at=now.timestamp(), model_version=scorer.version,
+        cause_id=request.cause_id, decided_at=now.timestamp(), model_version=model_version,
         variant=variant, holdout=member.holdout, transactional=request.trigger.transactional,
         time_zone=profile.time_zone,
         action=nothing if member.holdout else intended, intended=intended,
@@ -334,6 +461,6 @@ def _finish(member: _MemberCandidates, probability: np.ndarray, catalog: ft.Cata
         exploration={"policy": config.exploration, "epsilon": config.epsilon,
                      "temperature": config.temperature, "explored": explored,
                      "actions": len(probabilities), "p_nothing": float(probabilities[0])},
-        candidates_considered=member.considered, candidates_allowed=len(member.offer_index),
+        candidates_considered=member.considered, candidates_allowed=len(scored.offer_index),
         rejected=dict(member.rejected), top=top, reasons=reasons,
     )

@@ -250,20 +250,30 @@ def hour_affinity_vector(profile: MemberProfile) -> np.ndarray:
     smoothed with a 1.5-hour circular kernel and carries three quarters of the weight, the
     week-specific hour the rest; the whole is shrunk toward uniform, so a member with little
     history gets ~1 everywhere."""
-    raw = np.array(profile.hour_of_week, dtype=np.float64)
-    if not raw.any():
-        return _UNIFORM_HOURS
-    by_hour = raw.reshape(7, 24).sum(axis=0)
-    smooth_hour = np.fft.irfft(np.fft.rfft(by_hour) * _HOUR_KERNEL, n=24) / 7.0
-    smooth_week = 0.5 * raw + 0.25 * np.roll(raw, 1) + 0.25 * np.roll(raw, -1)
+    return hour_affinity_matrix([profile])[0]
+
+
+def hour_affinity_matrix(profiles: Sequence[MemberProfile]) -> np.ndarray:
+    """`hour_affinity_vector` of many profiles at once, one row each (decide's batch): the
+    same operations row by row, so the same values whatever the batch."""
+    raw = np.array([p.hour_of_week for p in profiles], dtype=np.float64).reshape(len(profiles), 168)
+    out = np.ones((len(profiles), 168), dtype=np.float32)
+    active = raw.any(axis=1)
+    if not active.any():
+        return out
+    raw = raw[active]
+    by_hour = raw.reshape(-1, 7, 24).sum(axis=1)
+    smooth_hour = np.fft.irfft(np.fft.rfft(by_hour, axis=1) * _HOUR_KERNEL, n=24, axis=1) / 7.0
+    rolled_back = np.concatenate((raw[:, -1:], raw[:, :-1]), axis=1)  # np.roll(raw, 1) per row
+    rolled_forward = np.concatenate((raw[:, 1:], raw[:, :1]), axis=1)  # np.roll(raw, -1) per row
+    smooth_week = 0.5 * raw + 0.25 * rolled_back + 0.25 * rolled_forward
     blended = 0.25 * smooth_week + 0.75 * np.tile(np.maximum(smooth_hour, 0.0), 7)
-    total = blended.sum()
+    total = blended.sum(axis=1)[:, None]
     prior_mass = 4.0
-    return ((blended + prior_mass / 168.0) / (total + prior_mass) * 168.0).astype(np.float32)
+    out[active] = ((blended + prior_mass / 168.0) / (total + prior_mass) * 168.0).astype(np.float32)
+    return out
 
 
-_UNIFORM_HOURS = np.ones(168, dtype=np.float32)
-_UNIFORM_HOURS.flags.writeable = False
 _HOUR_OF_WEEK_CACHE: dict[tuple[str, int], int] = {}
 
 
@@ -299,70 +309,104 @@ def candidate_features(
 
     offer_index/channel_index are int arrays into catalog.offers and CHANNELS; send_at is
     epoch seconds (>= now)."""
-    n = len(offer_index)
+    return candidate_features_batch(
+        [profile], np.asarray(member_vector)[None, :], catalog, np.zeros(len(offer_index), dtype=np.int64),
+        offer_index, channel_index, send_at, now,
+    )
+
+
+def candidate_features_batch(
+    profiles: Sequence[MemberProfile],
+    member_vectors: np.ndarray,
+    catalog: CatalogArrays,
+    member_index: np.ndarray,
+    offer_index: np.ndarray,
+    channel_index: np.ndarray,
+    send_at: np.ndarray,
+    now: datetime,
+    hour_affinity: np.ndarray | None = None,
+) -> np.ndarray:
+    """`candidate_features` for the candidates of many members at once (decide's batch):
+    row r belongs to profiles[member_index[r]], whose member vector is member_vectors[that].
+
+    What depends on the member alone is computed once per member (per offer or category),
+    then gathered per row; `hour_affinity` (`hour_affinity_matrix(profiles)`) may be passed
+    when the caller already has it. Same values as one call per member."""
+    n, m = len(offer_index), len(profiles)
     t = now.timestamp()
     rows = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
-    rows[:, :N_MEMBER] = member_vector
+    if n == 0:
+        return rows
+    member_index = np.asarray(member_index, dtype=np.int64)
+    offer_index = np.asarray(offer_index, dtype=np.int64)
+    channel_index = np.asarray(channel_index, dtype=np.int64)
+    moments = np.asarray(send_at, dtype=np.float64)
+    rows[:, :N_MEMBER] = member_vectors[member_index]
+    n_offers, n_categories = len(catalog.offers), catalog.category_matrix.shape[1]
+    affinity = np.empty((m, n_offers), dtype=np.float32)
+    share = np.empty((m, n_offers), dtype=np.float32)
+    last_by_offer = np.empty((m, n_offers), dtype=np.float32)
+    bought = np.empty((m, n_categories), dtype=bool)
+    last_in_category = np.empty((m, n_categories), dtype=np.float64)
+    hours = hour_affinity_matrix(profiles) if hour_affinity is None else np.asarray(hour_affinity, dtype=np.float32)
+    half = HALF_LIFE_DAYS["category"]
+    in_catalog = set(catalog.categories)
+    for k, profile in enumerate(profiles):
+        spend = category_spend_vector(profile, catalog, now)
+        affinity_by_offer = catalog.category_matrix @ spend  # (O,)
+        total_spend = float(spend.sum()) + sum(
+            c.value(t, half) for name, c in profile.categories.items() if name not in in_catalog
+        )
+        affinity[k] = affinity_by_offer
+        share[k] = affinity_by_offer / (total_spend + 1.0)
+        last_by_offer[k] = [_since_days(t, profile.last_send_by_offer.get(o.offer_id)) for o in catalog.offers]
+        bought[k] = spend > 0
+        last_in_category[k] = category_last_purchase_vector(profile, catalog)
     col = N_MEMBER
     value = catalog.value[offer_index]
-    basket = max(1.0, float(member_vector[MEMBER_FEATURES.index("monetary_avg")]))
-    spend = category_spend_vector(profile, catalog, now)
-    affinity_by_offer = catalog.category_matrix @ spend  # (O,)
-    total_spend = float(spend.sum()) + sum(
-        c.value(t, HALF_LIFE_DAYS["category"])
-        for name, c in profile.categories.items()
-        if name not in catalog.categories
-    )
-    share_by_offer = affinity_by_offer / (total_spend + 1.0)
-    last_by_offer = np.array(
-        [_since_days(t, profile.last_send_by_offer.get(o.offer_id)) for o in catalog.offers],
-        dtype=np.float32,
-    )
+    monetary = np.asarray(member_vectors[:, MEMBER_FEATURES.index("monetary_avg")], dtype=np.float64)
+    basket = np.maximum(1.0, monetary).astype(np.float32)
     rows[:, col] = value
-    rows[:, col + 1] = value / basket
-    rows[:, col + 2] = affinity_by_offer[offer_index]
-    rows[:, col + 3] = share_by_offer[offer_index]
+    rows[:, col + 1] = value / basket[member_index]
+    rows[:, col + 2] = affinity[member_index, offer_index]
+    rows[:, col + 3] = share[member_index, offer_index]
     col += 4
     rows[:, col : col + len(OFFER_KINDS)] = catalog.kind_onehot[offer_index]
     col += len(OFFER_KINDS)
     rows[:, col] = catalog.duration_days[offer_index]
-    rows[:, col + 1] = last_by_offer[offer_index]
+    rows[:, col + 1] = last_by_offer[member_index, offer_index]
     col += 2
     rows[:, col : col + len(CHANNELS)] = np.eye(len(CHANNELS), dtype=np.float32)[channel_index]
     col += len(CHANNELS)
-    open_rates = np.array(
-        [
-            member_vector[MEMBER_FEATURES.index("email_open_rate")],
-            member_vector[MEMBER_FEATURES.index("push_open_rate")],
-            OPEN_RATE_PRIOR["sms"],
-        ],
-        dtype=np.float32,
-    )
-    click_rates = np.array(
-        [
-            member_vector[MEMBER_FEATURES.index("email_click_rate")],
-            CLICK_RATE_PRIOR["push"],
-            member_vector[MEMBER_FEATURES.index("sms_click_rate")],
-        ],
-        dtype=np.float32,
-    )
-    rows[:, col] = open_rates[channel_index]
-    rows[:, col + 1] = click_rates[channel_index]
+    open_rates = np.empty((m, len(CHANNELS)), dtype=np.float32)
+    open_rates[:, 0] = member_vectors[:, MEMBER_FEATURES.index("email_open_rate")]
+    open_rates[:, 1] = member_vectors[:, MEMBER_FEATURES.index("push_open_rate")]
+    open_rates[:, 2] = OPEN_RATE_PRIOR["sms"]
+    click_rates = np.empty((m, len(CHANNELS)), dtype=np.float32)
+    click_rates[:, 0] = member_vectors[:, MEMBER_FEATURES.index("email_click_rate")]
+    click_rates[:, 1] = CLICK_RATE_PRIOR["push"]
+    click_rates[:, 2] = member_vectors[:, MEMBER_FEATURES.index("sms_click_rate")]
+    rows[:, col] = open_rates[member_index, channel_index]
+    rows[:, col + 1] = click_rates[member_index, channel_index]
     col += 2
-    how = local_hour_of_week(np.asarray(send_at, dtype=np.float64), profile.time_zone)
+    # Send times repeat across members (decide's slots): local hours once per zone and moment.
+    unique_moments, moment_of_row = np.unique(moments, return_inverse=True)
+    zones: dict[str, int] = {}
+    zone_of_member = np.array([zones.setdefault(p.time_zone, len(zones)) for p in profiles], dtype=np.int64)
+    how_by_zone = np.stack([local_hour_of_week(unique_moments, zone) for zone in zones])
+    how = how_by_zone[zone_of_member[member_index], moment_of_row.reshape(-1)]
     rows[:, col] = how % 24
-    rows[:, col + 1] = hour_affinity_vector(profile)[how]
-    rows[:, col + 2] = (np.asarray(send_at, dtype=np.float64) - t) / 3600.0
+    rows[:, col + 1] = hours[member_index, how]
+    rows[:, col + 2] = (moments - t) / 3600.0
     col += 3
     covered = catalog.category_matrix > 0  # (O, C)
     count_by_offer = covered.sum(axis=1).astype(np.float32)
-    bought = spend > 0
-    bought_share = (covered & bought).sum(axis=1) / np.maximum(1.0, count_by_offer)
-    last = np.where(covered, category_last_purchase_vector(profile, catalog)[None, :], -np.inf).max(axis=1)
+    bought_share = (covered[None, :, :] & bought[:, None, :]).sum(axis=2) / np.maximum(1.0, count_by_offer)
+    last = np.where(covered[None, :, :], last_in_category[:, None, :], -np.inf).max(axis=2)  # (M, O)
     since_category = np.where(
         np.isfinite(last), np.clip((t - last) / 86400.0, 0.0, CAP_DAYS), CAP_DAYS
     ).astype(np.float32)
     rows[:, col] = count_by_offer[offer_index]
-    rows[:, col + 1] = bought_share[offer_index]
-    rows[:, col + 2] = since_category[offer_index]
+    rows[:, col + 1] = bought_share[member_index, offer_index]
+    rows[:, col + 2] = since_category[member_index, offer_index]
     return rows
