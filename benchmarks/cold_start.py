@@ -3,6 +3,8 @@ builds settings and clients (and, for decide, loads the offer model), measured a
 `python -c pass` in the same run, rounds interleaved so machine noise hits every row alike.
 
     python benchmarks/cold_start.py --repeats 15 --json benchmarks/results/cold_start.json
+    # --floors: also time the third-party stack alone (no Fidelio code), same rounds
+    # --compare DIR: also time DIR/functions (e.g. the code before a change), interleaved
 
 What a child process does, in order (each phase timed inside it):
   import   `import functions.handlers.<name>` (ingest/dispatch/feedback build deps() here)
@@ -124,6 +126,29 @@ import os
 os._exit(0)  # a Lambda never finalizes the interpreter during init: leave teardown out
 """
 BASELINE = "import os; os._exit(0)"  # `python -c pass`, without interpreter teardown either
+# --floors: the third-party stack alone, no Fidelio code, in the core-layer sandbox and an SQS
+# function's environment (Tracer active): what an init cannot go below with these libraries.
+_FLOOR_CLIENTS = """
+import os, botocore.session
+session = botocore.session.get_session()
+for service in ("sqs", "dynamodb"):
+    session.create_client(service, region_name="eu-west-1", endpoint_url=os.environ["FIDELIO_ENDPOINT_URL"])
+"""
+FLOORS = {
+    "import botocore": "import botocore.session, botocore.client",
+    "botocore + sqs & dynamodb clients (one session)": _FLOOR_CLIENTS,
+    "stack: Powertools Logger/Metrics/Tracer + batch, pydantic (one model), pynamodb, the two clients": """
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+import pydantic, pynamodb.models
+Logger(service="floor"), Metrics(namespace="Floor", service="floor"), Tracer(service="floor")
+class Settings(pydantic.BaseModel):
+    region: str = "eu-west-1"
+Settings()
+""" + _FLOOR_CLIENTS,
+}
+FLOOR_CHILD = "import sys\nsys.path[:0] = {paths!r}\n{code}\nimport os\nos._exit(0)"
 
 
 class CannotMeasure(RuntimeError):
@@ -297,8 +322,17 @@ def main() -> int:
                         help="also record the N heaviest imports of each function (0: skip)")
     parser.add_argument("--what-if", type=int, default=0, metavar="N",
                         help="also time the proposed functions/ edits on a copy, N rounds (0: skip)")
+    parser.add_argument("--floors", action="store_true",
+                        help="also time the third-party stack alone (FLOORS), interleaved with the functions")
+    parser.add_argument("--compare", default=None, metavar="DIR",
+                        help="also time DIR/functions (e.g. the code before a change, from `git archive`) in "
+                             "--compare-rounds rounds interleaved with the current code, same sandbox and env")
+    parser.add_argument("--compare-rounds", type=int, default=9, metavar="N")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.compare and not (Path(args.compare) / "functions" / "handlers").is_dir():
+        print(f"error: --compare {args.compare}: no functions/handlers/ in it", file=sys.stderr)
+        return 2
     names = [n for n in args.functions.split(",") if n]
     unknown = set(names) - set(FUNCTIONS)
     if unknown or args.repeats < 1:
@@ -331,16 +365,25 @@ def main() -> int:
             first[n] = json.loads(run_child([*python, "-c", codes[n]], envs[n])[2])
         if first.get("decide", {}).get("scorer") not in (None, "OnnxScorer"):
             raise CannotMeasure(f"decide loaded {first['decide']['scorer']}, not the ONNX model")
+        core_sandbox = build_sandbox(work, ("layer-core",))[0]
+        floor_codes = {label: FLOOR_CHILD.format(paths=[str(core_sandbox)], code=code)
+                       for label, code in (FLOORS.items() if args.floors else ())}
+        for code in floor_codes.values():
+            run_child([*python, "-c", code], baseline_env)  # compile
+        floor_samples: dict[str, list[tuple[float, float]]] = {label: [] for label in floor_codes}
         baseline_wall: list[float] = []
         baseline_cpu: list[float] = []
         wall: dict[str, list[float]] = {n: [] for n in names}
         cpu: dict[str, list[float]] = {n: [] for n in names}
-        phases: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+        phases: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         started = time.perf_counter()
         for _ in range(args.repeats):
             w, c, _ = run_child([*python, "-c", BASELINE], baseline_env)
             baseline_wall.append(w)
             baseline_cpu.append(c)
+            for label, code in floor_codes.items():
+                w, c, _ = run_child([*python, "-c", code], baseline_env)
+                floor_samples[label].append((w, c))
             for n in names:
                 w, c, out = run_child([*python, "-c", codes[n]], envs[n])
                 wall[n].append(w)
@@ -371,6 +414,26 @@ def main() -> int:
                     "init_cpu_ms_median_after": round(statistics.median(x[3] for x in samples[n]), 1),
                     "numpy_loaded_after": samples[n][0][4]}
                 for n in names}}
+        compared: dict[str, Any] = {}
+        if args.compare:
+            other = {n: CHILD.format(paths=[str(Path(args.compare).resolve()), str(sandbox[n])], name=n,
+                                     clients=CLIENTS[n], tables=TABLES[n]) for n in names}
+            for n in names:
+                run_child([*python, "-c", other[n]], envs[n])  # compile the other code
+            pairs: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in names}
+            for _ in range(args.compare_rounds):  # interleaved with the current code, same conditions
+                for n in names:
+                    w0, c0, _ = run_child([*python, "-c", codes[n]], envs[n])
+                    w1, c1, _ = run_child([*python, "-c", other[n]], envs[n])
+                    pairs[n].append((w0, c0, w1, c1))
+            compared = {"code": str(args.compare), "rounds": args.compare_rounds, "functions": {
+                n: {"init_ms_median_other": round(statistics.median(x[2] for x in pairs[n]), 1),
+                    "init_ms_median_now": round(statistics.median(x[0] for x in pairs[n]), 1),
+                    "init_cpu_ms_median_other": round(statistics.median(x[3] for x in pairs[n]), 1),
+                    "init_cpu_ms_median_now": round(statistics.median(x[1] for x in pairs[n]), 1)}
+                for n in names}}
+        if connections_seen(server) + connections_seen(daemon_socket):
+            raise CannotMeasure("init opened a connection to the endpoints (--compare rounds)")
     finally:
         server.close()
         daemon_socket.close()
@@ -435,6 +498,21 @@ def main() -> int:
             print(f"  {n:<10}{row['init_ms_median_now']:>10.0f}{row['init_ms_median_after']:>8.0f}"
                   f"{row['init_cpu_ms_median_now']:>9.0f}{row['init_cpu_ms_median_after']:>8.0f}  "
                   f"{'yes' if row['numpy_loaded_after'] else 'no'}")
+    if floor_samples:
+        result["floors"] = {label: {"init_ms_median": round(statistics.median(x[0] for x in xs), 1),
+                                    "init_cpu_ms_median": round(statistics.median(x[1] for x in xs), 1)}
+                            for label, xs in floor_samples.items()}
+        print("floors (no Fidelio code; core layer only; same rounds):")
+        for label, row in result["floors"].items():
+            print(f"  {row['init_ms_median']:>6.0f} ms wall {row['init_cpu_ms_median']:>6.0f} ms cpu  {label}")
+    if compared:
+        result["compare"] = compared
+        print(f"compared with {compared['code']}/functions ({compared['rounds']} interleaved rounds, "
+              f"load average {os.getloadavg()[0]:.1f}):")
+        print(f"  {'function':<10}{'wall other':>11}{'now':>7}{'cpu other':>11}{'now':>7}")
+        for n, row in compared["functions"].items():
+            print(f"  {n:<10}{row['init_ms_median_other']:>11.0f}{row['init_ms_median_now']:>7.0f}"
+                  f"{row['init_cpu_ms_median_other']:>11.0f}{row['init_cpu_ms_median_now']:>7.0f}")
     write_result(args.json, result)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import botocore.session
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -13,14 +14,14 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from functions.settings import Settings
 
 
 class MemberRecord(Model):
-    """One item per member: the profile (JSON) and the ids of the last events applied."""
+    """One item per member: the profile (JSON) and the events it absorbed (exactly-once)."""
 
     class Meta:
         table_name = "fidelio-members"
@@ -29,9 +30,11 @@ class MemberRecord(Model):
 
     member_id = UnicodeAttribute(hash_key=True)
     profile = JSONAttribute()
-    # Ids of the last events applied, space-separated (event ids hold no spaces): one string
-    # is far cheaper to read and write than a list of hundreds of items.
+    # "<event id>/<epoch second>" of the last events applied (functions/domain/applied_events.py),
+    # space-separated: one short string is far cheaper to read and write than a list.
     recent_events = UnicodeAttribute(default="")
+    # Events that occurred before this epoch second are not applied (duplicates or too late).
+    events_floor = NumberAttribute(default=0)
     updated_at = NumberAttribute(default=0)
     version = VersionAttribute()
     # Daily batch scores (score_members), written by an update expression on these attributes
@@ -42,9 +45,13 @@ class MemberRecord(Model):
 
 
 class DecisionsByMember(GlobalSecondaryIndex["DecisionRecord"]):
+    """A member's decision keys (KEYS_ONLY, infra/spec.py): a query returns decision_id,
+    member_id and decided_at only, every other attribute at its default. Fetch the items by
+    key (functions.dal.privacy.member_decisions)."""
+
     class Meta:
         index_name = "by_member"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     member_id = UnicodeAttribute(hash_key=True)
     decided_at = NumberAttribute(range_key=True)
@@ -111,9 +118,11 @@ ALL_MODELS: dict[str, type[Model]] = {
 _bound: tuple[str | None, ...] | None = None
 
 
-def bind_tables(settings: Settings) -> None:
+def bind_tables(settings: Settings, session: botocore.session.Session | None = None) -> None:
     """Point every model at the settings' tables and endpoint (drops cached connections,
-    only when something changed: a new connection costs a botocore client)."""
+    only when something changed: a new connection costs a botocore client). `session`: the
+    botocore session of the function's other clients (functions.dal.clients.AwsClients), so
+    the DynamoDB client does not load endpoint data and service models in a session of its own."""
     global _bound
     wanted = (settings.region, settings.endpoint_url, *(getattr(settings, f) for f in ALL_MODELS))
     if wanted == _bound:
@@ -125,8 +134,10 @@ def bind_tables(settings: Settings) -> None:
         meta.region = settings.region
         meta.host = settings.endpoint_url
         model._connection = None
-    shared = None  # one botocore session + DynamoDB client for every model (saves ~100 ms a cold start)
+    shared = None  # one DynamoDB client for every model (saves ~100 ms a cold start)
     for model in ALL_MODELS.values():
         connection: Any = model._get_connection().connection
+        if session is not None:
+            connection._local.session = session  # pynamodb's per-thread session (see Connection.session)
         shared = shared or connection.client
         connection._client = shared

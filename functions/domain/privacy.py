@@ -248,7 +248,9 @@ class ErasureList:
 
 
 class ModelLineage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build (both models): built on an erasure, not in the cold start of every function
+    # that imports this module to check a pseudonym.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     trained_on: list[str] = Field(default_factory=list)  # model versions whose training set held the member
     not_trained_on: list[str] = Field(default_factory=list)
@@ -258,7 +260,7 @@ class ModelLineage(BaseModel):
 class ErasureReceipt(BaseModel):
     """Proof that an erasure happened, holding nothing that identifies the member."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     pseudonym: str
     requested_at: datetime

@@ -26,8 +26,9 @@ _override: Dependencies | None = None
 @lru_cache(maxsize=1)
 def _from_environment() -> Dependencies:
     settings = get_settings()
-    bind_tables(settings)
-    return Dependencies(settings=settings, clients=AwsClients(settings))
+    clients = AwsClients(settings)
+    bind_tables(settings, clients.session)  # one botocore session for every client
+    return Dependencies(settings=settings, clients=clients)
 
 
 def deps() -> Dependencies:
@@ -39,7 +40,7 @@ def use(dependencies: Dependencies | None) -> None:
     global _override
     _override = dependencies
     if dependencies is not None:
-        bind_tables(dependencies.settings)
+        bind_tables(dependencies.settings, dependencies.clients.session)
 
 
 def reset() -> None:
