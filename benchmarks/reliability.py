@@ -271,8 +271,10 @@ def count_outcomes(stack: Any, runner: Any, injected: dict[str, Any], DecisionRe
     deps.use(runner._deps["ingest"])
     valid_ids: dict[str, str] = injected["valid_ids"]
     applied: set[str] = set()
-    for record in MemberRecord.scan(attributes_to_get=["member_id", "recent_events"]):
-        applied.update(e for e in (record.recent_events or "").split() if e in valid_ids)
+    from functions.dal.members import applied_events
+
+    for record in MemberRecord.scan(attributes_to_get=["member_id", "recent_events", "events_floor", "updated_at"]):
+        applied.update(e for e in applied_events(record).ids if e in valid_ids)
     # dead letters, on every DLQ (read without deleting: a zero visibility timeout each time)
     sqs = stack.client("sqs")
     dead_poison: set[str] = set()

@@ -12,8 +12,8 @@ only), at the exact versions uv.lock resolved, without boto3/botocore (the runti
 A layer whose requirements did not change since its last build is not rebuilt.
 
 numpy has a layer of its own (half of the old core layer): ingest, dispatch, feedback,
-preferences and privacy never import it (tests/infrastructure/test_lambda_packaging.py checks
-every import their code can reach), and drift_monitor needs numpy but not onnxruntime.
+preferences, privacy and drift_monitor never import it (tests/infrastructure/
+test_lambda_packaging.py checks every import their code can reach).
 """
 
 from __future__ import annotations

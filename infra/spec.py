@@ -35,6 +35,9 @@ class GlobalIndex:
     name: str
     partition_key: KeyAttribute
     sort_key: KeyAttribute | None = None
+    # What the index copies besides its keys: "ALL" (every attribute, written twice) or
+    # "KEYS_ONLY" (the table's and the index's keys: readers fetch the items by key).
+    projection: str = "ALL"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,11 @@ TABLES: tuple[TableSpec, ...] = (
         KeyAttribute("decision_id"),
         ttl_attribute="expires_at",
         global_indexes=(
-            GlobalIndex("by_member", KeyAttribute("member_id"), KeyAttribute("decided_at", "N")),
+            # Read only by privacy export/erasure, which fetch the items by key: KEYS_ONLY keeps
+            # the index at ~100 B per decision and out of every status/outcome update (an ALL
+            # projection doubled the WRU of each decision write; docs/cost.md).
+            GlobalIndex("by_member", KeyAttribute("member_id"), KeyAttribute("decided_at", "N"),
+                        projection="KEYS_ONLY"),
         ),
     ),
     # Send claims, consent history and other small per-member records.
@@ -129,7 +136,11 @@ QUEUES: tuple[QueueSpec, ...] = (
     # Every member event updates the profile first; ingest then hands triggering
     # events to decide, so a decision always sees the profile with its trigger applied.
     QueueSpec("ingest", visibility_timeout_s=60, detail_types=PROFILE_EVENT_TYPES),
-    QueueSpec("decide", visibility_timeout_s=120, detail_types=SWEEP_EVENT_TYPES),
+    # Batches of up to 100 within 2 s: decide loads the profiles with one BatchGetItem and
+    # scores every candidate of the batch in one ONNX call (chunks of 100 requests), and
+    # archives the batch in one S3 PUT; records still fail one by one (partial responses).
+    QueueSpec("decide", visibility_timeout_s=120, batch_size=100, max_batching_window_s=2,
+              detail_types=SWEEP_EVENT_TYPES),
     # Fed by decide (send now) and by EventBridge Scheduler (send later).
     QueueSpec("dispatch", visibility_timeout_s=60),
     # Fed by the SES configuration set's SNS topic.
@@ -160,8 +171,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     # Exports and erasures read and rewrite the data bucket's archives: long timeout.
     FunctionSpec("privacy", "functions.handlers.privacy.handler", "privacy", memory_mb=1024, timeout_s=900),
     # Scheduled (FUNCTION_SCHEDULES): PSI of serving features vs the champion's baseline.
+    # Pure Python (functions/domain/drift.py), so no numpy layer: 15 MB instead of 68 MB.
     FunctionSpec("drift_monitor", "functions.handlers.drift_monitor.handler", None, memory_mb=1024,
-                 timeout_s=300, needs_numpy=True),
+                 timeout_s=300),
     # Scheduled: churn risk and CLV of every member (onnxruntime: the churn model).
     FunctionSpec("score_members", "functions.handlers.score_members.handler", None, memory_mb=1769,
                  timeout_s=900, needs_model=True),

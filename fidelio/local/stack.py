@@ -106,7 +106,7 @@ def _create_table(dynamodb: Any, name: str, table: spec.TableSpec) -> None:
         if index.sort_key:
             attributes[index.sort_key.name] = index.sort_key.type
             index_keys.append({"AttributeName": index.sort_key.name, "KeyType": "RANGE"})
-        indexes.append({"IndexName": index.name, "KeySchema": index_keys, "Projection": {"ProjectionType": "ALL"}})
+        indexes.append({"IndexName": index.name, "KeySchema": index_keys, "Projection": {"ProjectionType": index.projection}})
     kwargs: dict[str, Any] = {
         "TableName": name, "KeySchema": keys, "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": k, "AttributeType": v} for k, v in attributes.items()],

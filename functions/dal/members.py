@@ -1,7 +1,9 @@
 """Member profiles in DynamoDB: read many at once, apply an event exactly once.
 
 Each event is applied with a conditional write on the item's version (optimistic locking),
-and the item remembers the ids of its last events, so a redelivered event changes nothing.
+and the item remembers which events it absorbed (functions/domain/applied_events.py: the ids of
+its last RECENT_EVENTS events and a floor below which nothing is applied), so a redelivered or
+replayed event changes nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from functions.dal.tables import MemberRecord
+from functions.domain.applied_events import AppliedEvents, applied_history
 from functions.domain.profile import MemberProfile, apply_event, new_profile
 
-RECENT_EVENT_IDS = 200
 MAX_ATTEMPTS = 8
 
 
@@ -33,6 +35,11 @@ def profile_of(record: MemberRecord) -> MemberProfile:
     if record.scores_at is not None and (profile.scores_at is None or record.scores_at >= profile.scores_at):
         profile.churn_risk, profile.clv, profile.scores_at = record.churn_risk, record.clv, record.scores_at
     return profile
+
+
+def applied_events(record: MemberRecord) -> AppliedEvents:
+    """The events the stored profile absorbed (ids of the recent ones, and the floor)."""
+    return AppliedEvents.parse(record.recent_events, record.events_floor, legacy_second=int(record.updated_at or 0))
 
 
 def load_profiles(member_ids: Iterable[str]) -> dict[str, MemberProfile]:
@@ -66,12 +73,14 @@ def apply_to_stored_profile(event: Any, admit_new_member: Callable[[str], bool] 
                 raise ErasedMember(f"event {event.event_id} is for an erased member; dropped") from None
             record = MemberRecord(event.member_id, recent_events="")
             profile = new_profile(event.member_id)
-        recent = (record.recent_events or "").split()
-        if event.event_id in recent:
-            return False
+        applied = applied_events(record)
+        occurred = int(event.occurred_at.timestamp())
+        if not applied.admits(event.event_id, occurred):
+            return False  # a duplicate, or older than the floor (see functions/domain/applied_events.py)
         apply_event(profile, event)
+        applied = applied.with_event(event.event_id, occurred)
         record.profile = profile.model_dump(mode="json")
-        record.recent_events = " ".join([*recent, event.event_id][-RECENT_EVENT_IDS:])
+        record.recent_events, record.events_floor = applied.stored(), applied.floor
         record.updated_at = int(time.time())
         try:
             record.save()  # conditional on the version read (VersionAttribute)
@@ -96,7 +105,8 @@ def import_history(events: Iterable[Any]) -> int:
             profile = new_profile(member_id)
             for event in ordered:
                 apply_event(profile, event)
+            applied = applied_history([(e.event_id, int(e.occurred_at.timestamp())) for e in ordered])
             batch.save(MemberRecord(member_id, profile=profile.model_dump(mode="json"),
-                                    recent_events=" ".join(e.event_id for e in ordered[-RECENT_EVENT_IDS:]),
+                                    recent_events=applied.stored(), events_floor=applied.floor,
                                     updated_at=int(time.time())))
     return len(by_member)

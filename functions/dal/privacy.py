@@ -129,8 +129,14 @@ def _with_iso_times(value: Any, key: str = "") -> Any:
     return value
 
 
-def _member_decisions(member_id: str) -> list[DecisionRecord]:
-    return list(DecisionRecord.by_member.query(member_id))
+def member_decisions(member_id: str) -> list[DecisionRecord]:
+    """Every decision item of the member: keys from the KEYS_ONLY `by_member` index (0.5 RRU
+    per 4 KB of keys), then the items by key, strongly consistent (1 RRU per item up to 4 KB)."""
+    ids = [key.decision_id for key in DecisionRecord.by_member.query(member_id)]
+    found: list[DecisionRecord] = []
+    for start in range(0, len(ids), 100):
+        found.extend(DecisionRecord.batch_get(ids[start : start + 100], consistent_read=True))
+    return found
 
 
 def _ledger_items(member_id: str) -> list[LedgerRecord]:
@@ -250,7 +256,7 @@ def export_member(member_id: str, stores: PrivacyStores, now: datetime) -> dict[
     record = _profile(member_id)
     profile = dict(record.profile) if record is not None else None
     ids = pv.identifiers_from_profile(member_id, member_pseudonym, profile)
-    decisions = sorted(_member_decisions(member_id), key=lambda r: r.decided_at)
+    decisions = sorted(member_decisions(member_id), key=lambda r: r.decided_at)
     decision_ids = [d.decision_id for d in decisions]
     claims = _claims(decision_ids)
     ledger = _ledger_items(member_id)
@@ -458,7 +464,7 @@ def erase_member(member_id: str, reason: str, stores: PrivacyStores, now: dateti
                  body={"pseudonym": member_pseudonym, "status": "erasing",
                        "requested_at": now.isoformat(), "receipt": earlier}).save()
     removed: Counter[str] = Counter()
-    decisions = _member_decisions(member_id)
+    decisions = member_decisions(member_id)
     decision_ids = [d.decision_id for d in decisions]
     # 2. Pending sends.
     for schedule in _pending_schedules(stores.scheduler, settings.schedule_group, decision_ids):

@@ -1,22 +1,21 @@
-"""Drift of serving features against the model card's training baseline (PSI per feature),
-and the feature rows decide logs with each decision so the monitor and the training export
-can read them back.
+"""Drift of serving features against the model card's training baseline (PSI per feature), and
+calibration of the served P(redeem) against what happened.
 
-Pure numpy: takes values, returns values. The binning is the model card's
-(fidelio/models/model_card.py): bin k = number of edges <= v; non-finite values are left out.
+Pure Python (bisect, math): takes values, returns values, and imports no numpy, so the drift
+monitor's bundle is the core layer only. Any sequence of numbers works (lists, tuples, numpy
+arrays). The binning is the model card's (fidelio/models/model_card.py): bin k = number of
+edges <= v; non-finite values are left out. tests/unit/test_drift.py checks every figure
+against the numpy implementation to 1e-9. The feature rows decide logs are built in
+functions/domain/feature_log.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-import numpy as np
-
-from functions.domain import features as ft
-from functions.domain.profile import MemberProfile
 
 PSI_FLOOR = 1e-4  # share given to an empty bin so the PSI stays finite (same as the model card)
 MIN_ROWS = 50  # fewer serving rows than this say nothing about a distribution
@@ -26,24 +25,29 @@ class MissingBaseline(ValueError):
     """The model card has no baseline distribution for the features being monitored."""
 
 
-def bin_shares(edges: Sequence[float], values: np.ndarray) -> np.ndarray:
-    column = np.asarray(values, dtype=np.float64).reshape(-1)
-    finite = column[np.isfinite(column)]
-    cut = np.asarray(edges, dtype=np.float64)
-    if len(finite) == 0:
-        return np.zeros(len(cut) + 1)
-    counts = np.bincount(np.searchsorted(cut, finite, side="right"), minlength=len(cut) + 1)
-    return counts / len(finite)
+def bin_shares(edges: Sequence[float], values: Iterable[float]) -> list[float]:
+    """Share of the finite `values` in each of the len(edges) + 1 bins (all 0 when none is)."""
+    cut = [float(e) for e in edges]
+    counts = [0] * (len(cut) + 1)
+    finite = 0
+    for value in values:
+        v = float(value)
+        if math.isfinite(v):
+            counts[bisect_right(cut, v)] += 1
+            finite += 1
+    if finite == 0:
+        return [0.0] * len(counts)
+    return [c / finite for c in counts]
 
 
-def psi(baseline: Mapping[str, Any], values: np.ndarray) -> float:
+def psi(baseline: Mapping[str, Any], values: Iterable[float]) -> float:
     """Population stability index of `values` against one feature's baseline
     ({"edges", "proportions"}): sum (live - base) ln(live / base); > 0.2 = the population moved."""
-    expected = np.maximum(np.asarray(baseline["proportions"], dtype=np.float64), PSI_FLOOR)
-    actual = np.maximum(bin_shares(baseline["edges"], values), PSI_FLOOR)
-    if expected.shape != actual.shape:
+    expected = [max(float(p), PSI_FLOOR) for p in baseline["proportions"]]
+    actual = [max(s, PSI_FLOOR) for s in bin_shares(baseline["edges"], values)]
+    if len(expected) != len(actual):
         raise MissingBaseline(f"baseline has {len(expected)} bins for {len(baseline['edges'])} edges")
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return math.fsum((a - e) * math.log(a / e) for a, e in zip(actual, expected, strict=True))
 
 
 @dataclass(frozen=True)
@@ -73,51 +77,19 @@ class DriftReport:
                 f"(threshold {self.threshold}) against {self.model_version}'s training baseline")
 
 
-def drift_report(card: Mapping[str, Any], feature_names: Sequence[str], rows: np.ndarray,
+def drift_report(card: Mapping[str, Any], feature_names: Sequence[str], rows: Sequence[Sequence[float]],
                  threshold: float) -> DriftReport:
-    """PSI of every feature column of `rows` (named by `feature_names`) that the card baselines."""
+    """PSI of every feature column of `rows` (each row in `feature_names` order) that the card
+    baselines."""
     baseline = card.get("baseline_features")
     if not baseline:
         raise MissingBaseline(f"model card {card.get('model_version')} has no baseline_features")
-    matrix = np.asarray(rows, dtype=np.float64).reshape(-1, len(feature_names))
-    values = {name: psi(baseline[name], matrix[:, i]) for i, name in enumerate(feature_names) if name in baseline}
-    return DriftReport(str(card.get("model_version")), len(matrix), values, threshold)
-
-
-def logged_feature_rows(profile: MemberProfile, top: Sequence[Mapping[str, Any]], catalog: ft.CatalogArrays,
-                        now: datetime) -> list[list[float]]:
-    """The engine's feature rows (FEATURE_NAMES order) of a decision's top candidates, as
-    scored: what the archive keeps so drift can be measured and challengers re-scored."""
-    known = [c for c in top if c.get("offer_id") in catalog.index and c.get("channel") in ft.CHANNELS]
-    if not known or len(known) != len(top):  # the catalog changed under the decision: skip it
-        return []
-    vector = ft.member_features(profile, now)
-    rows = ft.candidate_features(
-        profile, vector, catalog,
-        np.array([catalog.index[c["offer_id"]] for c in known], dtype=np.int64),
-        np.array([ft.CHANNELS.index(c["channel"]) for c in known], dtype=np.int64),
-        np.array([float(c["send_at"]) for c in known], dtype=np.float64), now,
-    )
-    return [[round(float(v), 6) for v in row] for row in rows]
-
-
-def logged_features(decision: Any, profile: MemberProfile, catalog: ft.CatalogArrays,
-                    now: datetime) -> dict[str, Any]:
-    """What the archive keeps beside a decision: `top_features` (rows of its top candidates,
-    to re-score them with another model) and, when it sends, `action_features` (the row of
-    the sent candidate, explored or not: a training example and a drift sample). One
-    feature computation for both."""
-    action = decision.action
-    candidates = list(decision.top)
-    if action.kind == "send":
-        candidates.append({"offer_id": action.offer_id, "channel": action.channel, "send_at": action.send_at})
-    rows = logged_feature_rows(profile, candidates, catalog, now)
-    if not rows:
-        return {"top_features": []} | ({"action_features": None} if action.kind == "send" else {})
-    logged: dict[str, Any] = {"top_features": rows[: len(decision.top)]}
-    if action.kind == "send":
-        logged["action_features"] = rows[-1]
-    return logged
+    width = len(feature_names)
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"every serving row must have {width} values, one per feature name")
+    columns: list[Sequence[float]] = list(zip(*rows, strict=True)) if len(rows) else [() for _ in feature_names]
+    values = {name: psi(baseline[name], columns[i]) for i, name in enumerate(feature_names) if name in baseline}
+    return DriftReport(str(card.get("model_version")), len(rows), values, threshold)
 
 
 MATURITY_S = 2 * 86400.0  # a send's outcomes (opens, clicks, redemptions) are judged after 2 days
@@ -150,17 +122,29 @@ def matured_sends(decisions: Sequence[Mapping[str, Any]], now: float,
             and float(d.get("decided_at", now)) <= now - maturity_s]
 
 
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile of non-empty `values` by linear interpolation between the closest ranks
+    (numpy.quantile's default method, including its rounding-friendly interpolation)."""
+    ordered = sorted(float(v) for v in values)
+    position = q * (len(ordered) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    t = position - below
+    a, b = ordered[below], ordered[above]
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+
+
 def calibration(sends: Sequence[Mapping[str, Any]], outcomes: Mapping[str, Sequence[str]]) -> Calibration:
     """Prediction distribution and realized engagement of `sends` (outcomes by decision id)."""
     if not sends:
         return Calibration(0, None, None, None, None, None)
-    predicted = np.array([float(d["action"]["probability"]) for d in sends])
+    predicted = [float(d["action"]["probability"]) for d in sends]
     got = [set(outcomes.get(str(d["decision_id"]), ())) for d in sends]
     return Calibration(
         sends=len(sends),
-        predicted_mean=float(predicted.mean()),
-        predicted_p50=float(np.quantile(predicted, 0.5)),
-        predicted_p90=float(np.quantile(predicted, 0.9)),
-        redeemed_rate=float(np.mean(["redeemed" in g for g in got])),
-        clicked_rate=float(np.mean(["clicked" in g for g in got])),
+        predicted_mean=math.fsum(predicted) / len(predicted),
+        predicted_p50=quantile(predicted, 0.5),
+        predicted_p90=quantile(predicted, 0.9),
+        redeemed_rate=sum("redeemed" in g for g in got) / len(got),
+        clicked_rate=sum("clicked" in g for g in got) / len(got),
     )

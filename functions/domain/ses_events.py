@@ -66,6 +66,9 @@ def _feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[e
     if kind not in _KNOWN or not decision_id or not member_id:
         return kind, []
     message_id = str(mail.get("messageId", ""))
+    # When a record lacks its own timestamp, the send's: a redelivered SES record then maps to
+    # the same occurred_at (ingest's exactly-once check judges an event by it), unlike `now`.
+    sent = _parse_time(mail.get("timestamp"), now)
     common: dict[str, Any] = {"member_id": member_id, "decision_id": decision_id, "channel": ev.Channel.EMAIL,
               "message_id": message_id or None}
 
@@ -74,35 +77,35 @@ def _feedback_events(record: dict[str, Any], now: datetime) -> tuple[str, list[e
         return f"ses-{digest}"
 
     if kind == "Delivery":
-        at = _parse_time((record.get("delivery") or {}).get("timestamp"), now)
+        at = _parse_time((record.get("delivery") or {}).get("timestamp"), sent)
         return kind, [ev.NotificationDelivered(event_id=event_id(""), occurred_at=at, **common)]
     if kind == "Bounce":
         bounce = record.get("bounce") or {}
-        at = _parse_time(bounce.get("timestamp"), now)
+        at = _parse_time(bounce.get("timestamp"), sent)
         bounce_type: Any = bounce.get("bounceType") if bounce.get("bounceType") in {"Permanent", "Transient"} \
             else "Undetermined"
         return kind, [ev.NotificationBounced(event_id=event_id(bounce.get("feedbackId", "")), occurred_at=at,
                                              bounce_type=bounce_type, **common)]
     if kind == "Complaint":
         complaint = record.get("complaint") or {}
-        at = _parse_time(complaint.get("timestamp"), now)
+        at = _parse_time(complaint.get("timestamp"), sent)
         return kind, [ev.NotificationComplained(event_id=event_id(complaint.get("feedbackId", "")),
                                                 occurred_at=at, **common)]
     if kind == "Open":
-        at = _parse_time((record.get("open") or {}).get("timestamp"), now)
+        at = _parse_time((record.get("open") or {}).get("timestamp"), sent)
         return kind, [ev.NotificationOpened(event_id=event_id(at.isoformat()), occurred_at=at, **common)]
     if kind == "Click":
         click = record.get("click") or {}
-        at = _parse_time(click.get("timestamp"), now)
+        at = _parse_time(click.get("timestamp"), sent)
         link = str(click.get("link", ""))[:2048] or None
         return kind, [ev.NotificationClicked(event_id=event_id(f"{at.isoformat()}|{link}"), occurred_at=at,
                                              link=link, **common)]
     if kind == "Reject":
-        return kind, [ev.NotificationBounced(event_id=event_id(""), occurred_at=now,
+        return kind, [ev.NotificationBounced(event_id=event_id(""), occurred_at=sent,
                                              bounce_type="Undetermined", **common)]
     if kind == "Subscription":
         sub = record.get("subscription") or {}
-        at = _parse_time(sub.get("timestamp"), now)
+        at = _parse_time(sub.get("timestamp"), sent)
         return kind, [ev.NotificationUnsubscribed(event_id=event_id(at.isoformat()), occurred_at=at,
                                                   all_topics=True, **common)]
     return kind, []  # Send (dispatch announces it), Rendering Failure, DeliveryDelay

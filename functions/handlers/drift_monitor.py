@@ -13,13 +13,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from functions import clock
 from functions.dal.archive import read_archived_decisions
 from functions.dal.serving_config import ModelStore, read_config
-from functions.domain.drift import Calibration, DriftReport, calibration, drift_report, matured_sends
-from functions.domain.features import FEATURE_NAMES
+from functions.domain.drift import (
+    Calibration,
+    DriftReport,
+    MissingBaseline,
+    calibration,
+    drift_report,
+    matured_sends,
+)
 from functions.handlers.deps import deps
 from functions.observability import logger, tracer
 
@@ -41,11 +45,22 @@ def _champion_card() -> dict[str, Any]:
     return dict(json.loads((directory / "metadata.json").read_text()))
 
 
-def serving_rows(decisions: list[dict[str, Any]]) -> np.ndarray:
-    """Feature rows of the logged sends (the population the training baseline describes)."""
-    rows = [d["action_features"] for d in decisions
-            if d.get("action", {}).get("kind") == "send" and d.get("action_features")]
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+def feature_names(card: dict[str, Any]) -> list[str]:
+    """The champion's feature list: the order decide logs its rows in (decide refuses a model
+    whose list differs from the code's FEATURE_NAMES), read from the card so this function
+    needs neither the feature code nor numpy."""
+    names = card.get("feature_names")
+    if not names:
+        raise MissingBaseline(f"model card {card.get('model_version')} has no feature_names")
+    return [str(n) for n in names]
+
+
+def serving_rows(decisions: list[dict[str, Any]], width: int) -> list[list[float]]:
+    """Feature rows of the logged sends (the population the training baseline describes); a
+    row of another length was logged under another feature list and is left out."""
+    return [[float(v) for v in d["action_features"]] for d in decisions
+            if d.get("action", {}).get("kind") == "send" and d.get("action_features")
+            and len(d["action_features"]) == width]
 
 
 def publish(cloudwatch: Any, report: DriftReport, now: datetime) -> None:
@@ -101,7 +116,8 @@ def monitor(now: datetime) -> dict[str, Any]:
     days = [(now - timedelta(days=k)).strftime("%Y-%m-%d") for k in range(s.drift_window_days)]
     decisions = [x for day in days for x in read_archived_decisions(d.clients.s3, s.data_bucket, day)]
     card = _champion_card()
-    report = drift_report(card, FEATURE_NAMES, serving_rows(decisions), s.drift_threshold)
+    names = feature_names(card)
+    report = drift_report(card, names, serving_rows(decisions, len(names)), s.drift_threshold)
     publish(d.clients.client("cloudwatch"), report, now)
     sends = matured_sends(decisions, now.timestamp())
     calibrated = calibration(sends, outcomes_of([str(x["decision_id"]) for x in sends]) if sends else {})

@@ -12,10 +12,12 @@ from constructs import Construct
 
 from infra import spec
 
-# Every event SES can publish: outcomes (delivery, open, click...) are the labels the
-# models learn from, and bounces/complaints/subscription changes feed suppression.
+# What SES publishes: outcomes (delivery, open, click...) are the labels the models learn
+# from, and bounces/complaints/subscription changes feed suppression. Not SEND: one record
+# per email (an SNS publish, an SQS message and a feedback invocation share) that feedback
+# drops, since dispatch announces the send itself (functions/domain/ses_events.py). Rendering
+# failures and delivery delays are rare and show in feedback's "skipped" log lines.
 SES_EVENTS: tuple[ses.EmailSendingEvent, ...] = (
-    ses.EmailSendingEvent.SEND,
     ses.EmailSendingEvent.DELIVERY,
     ses.EmailSendingEvent.BOUNCE,
     ses.EmailSendingEvent.COMPLAINT,

@@ -48,6 +48,7 @@ class Tables(Construct):
                         index_name=index.name,
                         partition_key=_attribute(index.partition_key),
                         sort_key=_attribute(index.sort_key) if index.sort_key else None,
+                        projection_type=dynamodb.ProjectionType(index.projection),
                     )
                     for index in table_spec.global_indexes
                 ]

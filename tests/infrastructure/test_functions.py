@@ -141,7 +141,7 @@ def test_only_model_scorers_carry_the_model_runtime_layer(
         else:
             assert attached == [core]
     assert {n.logical_name for n in spec.FUNCTIONS if not (n.needs_model or n.needs_numpy)} >= {
-        "ingest", "dispatch", "feedback", "preferences", "privacy"
+        "ingest", "dispatch", "feedback", "preferences", "privacy", "drift_monitor"
     }
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]

@@ -172,7 +172,7 @@ def test_every_path_of_a_function_imports_only_what_its_layers_provide() -> None
 
 
 def test_functions_that_neither_score_nor_crunch_get_no_numpy() -> None:
-    for name in ("ingest", "dispatch", "feedback", "preferences", "privacy"):
+    for name in ("ingest", "dispatch", "feedback", "preferences", "privacy", "drift_monitor"):
         function_spec = next(f for f in spec.FUNCTIONS if f.logical_name == name)
         # Given a function that only reads, writes and sends
         modules, packages = reachable_packages(function_spec.handler.rsplit(".", 1)[0])

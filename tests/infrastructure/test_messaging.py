@@ -7,13 +7,14 @@ from typing import Any
 from infra import spec
 from tests.infrastructure.cfn_template import ref_id, resources_of
 
-ALL_SES_EVENTS = [
-    "send", "delivery", "bounce", "complaint", "reject", "open", "click",
+# Every type SES can publish except "send", which feedback drops (dispatch announces sends).
+PUBLISHED_SES_EVENTS = [
+    "delivery", "bounce", "complaint", "reject", "open", "click",
     "renderingFailure", "deliveryDelay", "subscription",
 ]  # fmt: skip
 
 
-def test_every_ses_event_flows_to_the_feedback_queue(
+def test_every_ses_event_feedback_uses_flows_to_the_feedback_queue(
     template_json: dict[str, Any], queue_ids: dict[str, tuple[str, str]]
 ) -> None:
     names = spec.Names()
@@ -21,10 +22,10 @@ def test_every_ses_event_flows_to_the_feedback_queue(
     (config_set_id,) = resources_of(template_json, "AWS::SES::ConfigurationSet")
     config_set = template_json["Resources"][config_set_id]["Properties"]
     assert config_set["Name"] == names.ses_configuration_set
-    # Then all event types are published to the SES events topic
+    # Then every event type but "send" is published to the SES events topic
     (destination,) = resources_of(template_json, "AWS::SES::ConfigurationSetEventDestination").values()
     event_destination = destination["Properties"]["EventDestination"]
-    assert sorted(event_destination["MatchingEventTypes"]) == sorted(ALL_SES_EVENTS)
+    assert sorted(event_destination["MatchingEventTypes"]) == sorted(PUBLISHED_SES_EVENTS)
     assert event_destination["Enabled"] is True
     topic_id = ref_id(event_destination["SnsDestination"]["TopicARN"])
     topic = template_json["Resources"][topic_id]["Properties"]
@@ -122,3 +123,22 @@ def test_the_data_bucket_is_private_versioned_encrypted_and_tiered(
     # its access is logged to the other bucket
     logs_id = ref_id(properties["LoggingConfiguration"]["DestinationBucketName"])
     assert logs_id in buckets and buckets[logs_id] is not data
+
+
+def test_every_ses_type_feedback_turns_into_an_event_is_published() -> None:
+    from datetime import UTC, datetime
+
+    from functions.domain.ses_events import feedback_events
+    from infra.constructs.messaging import SES_EVENTS
+    from tests.unit.test_ses_events import RECORDS
+
+    def plain(kind: str) -> str:
+        return kind.replace(" ", "").replace("_", "").lower()
+
+    # Given the SES event types the configuration set publishes
+    published = {plain(str(e.value)) for e in SES_EVENTS}
+    # Then every type feedback turns into a Fidelio event is among them, and "Send" is not
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    used = {plain(kind) for kind, record in RECORDS.items() if feedback_events(record, now)[1]}
+    assert used == {"delivery", "bounce", "complaint", "open", "click", "reject", "subscription"}
+    assert used <= published and "send" not in published

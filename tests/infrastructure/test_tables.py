@@ -65,3 +65,18 @@ def test_tables_are_on_demand_recoverable_encrypted_and_retained(
         # and outlives the stack
         assert table["DeletionPolicy"] == "Retain", name
         assert replica["DeletionProtectionEnabled"] is True, name
+
+
+def test_the_decisions_by_member_index_projects_keys_only_in_the_stack_and_the_model(
+    template_json: dict[str, Any],
+) -> None:
+    from functions.dal.tables import DecisionRecord
+
+    # Given the synthesized decisions table
+    properties = _tables_by_name(template_json)[spec.Names().table("decisions")]["Properties"]
+    projections = {i["IndexName"]: i["Projection"] for i in properties["GlobalSecondaryIndexes"]}
+    # Then by_member copies only keys: a decision write or status/outcome update is not written twice
+    assert projections == {"by_member": {"ProjectionType": "KEYS_ONLY"}}
+    # and the pynamodb index the privacy code queries declares the same projection
+    meta = DecisionRecord.by_member.Meta
+    assert meta.index_name == "by_member" and meta.projection.projection_type == "KEYS_ONLY"

@@ -20,7 +20,7 @@ from fidelio.local.runner import LocalRunner
 from functions.dal import decisions as decision_store
 from functions.dal.bus import publish
 from functions.dal.offers import replace_catalog
-from functions.dal.privacy import erasure_receipt, load_erasure_list
+from functions.dal.privacy import erasure_receipt, load_erasure_list, member_decisions
 from functions.dal.schedules import schedule_dispatch
 from functions.dal.tables import DecisionRecord, MemberRecord
 from functions.domain import events as ev
@@ -122,7 +122,7 @@ def seeded(local_stack, tmp_path, monkeypatch):
         decision_store.record_decision(email, 90)
         sqs.send_message(QueueUrl=stack.queue_urls["dispatch"], MessageBody=json.dumps({"decision_id": email.decision_id}))
     runner.pump()
-    sent = {who["member_id"]: [d for d in DecisionRecord.by_member.query(who["member_id"]) if d.status == "sent"]
+    sent = {who["member_id"]: [d for d in member_decisions(who["member_id"]) if d.status == "sent"]
             for who in (GONE, KEPT)}
     assert all(len(v) == 1 for v in sent.values()), "each member got one email through the stack"
     for decisions in sent.values():

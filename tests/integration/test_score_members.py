@@ -13,7 +13,7 @@ from pynamodb.exceptions import PutError
 from fidelio.local.runner import LocalRunner
 from fidelio.sim import SimConfig, World, load_offers
 from functions import clock
-from functions.dal.members import apply_to_stored_profile, import_history, load_profiles
+from functions.dal.members import applied_events, apply_to_stored_profile, import_history, load_profiles
 from functions.dal.tables import MemberRecord
 from functions.domain import events as ev
 from functions.handlers import deps, score_members
@@ -65,7 +65,7 @@ def test_a_concurrent_event_is_not_lost_and_scores_survive_later_events(local_st
     assert apply_to_stored_profile(event)
     profile = load_profiles([member])[member]
     assert profile.scores_at == NOW.timestamp() and profile.churn_risk is not None
-    assert "late-open" in MemberRecord.get(member).recent_events
+    assert "late-open" in applied_events(MemberRecord.get(member)).ids
 
 
 def test_win_back_is_requested_when_risk_crosses_the_threshold_only(local_stack, members):

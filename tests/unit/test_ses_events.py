@@ -60,6 +60,18 @@ def test_feedback_event_ids_are_stable_so_redeliveries_deduplicate():
     assert first.event_id == second.event_id
 
 
+@pytest.mark.parametrize("kind", ["Reject", "Open"])
+def test_a_redelivered_record_maps_to_the_same_event_whenever_it_is_processed(kind):
+    # Given a record without its own timestamp (Reject never has one), read twice a day apart
+    record = {k: v for k, v in RECORDS[kind].items() if k != "open"}
+    first = feedback_events(record, NOW)[1][0]
+    later = feedback_events(record, datetime(2026, 3, 3, 12, tzinfo=UTC))[1][0]
+    # Then both readings are the same event: same id and same occurrence (the send's time),
+    # which ingest's exactly-once check relies on
+    assert (first.event_id, first.occurred_at) == (later.event_id, later.occurred_at)
+    assert first.occurred_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
 def test_a_permanent_bounce_keeps_its_type_and_an_unknown_type_is_skipped():
     assert feedback_events(RECORDS["Bounce"], NOW)[1][0].bounce_type == "Permanent"
     assert feedback_events({**RECORDS["Open"], "eventType": "Teleported"}, NOW) == ("Teleported", [])
