@@ -23,7 +23,7 @@ CONVERSION_OUTCOMES = frozenset({"redeemed", "clicked"})
 
 @dataclass(frozen=True)
 class Guardrails:
-    min_decisions: int = 200  # per variant, since the step began
+    min_decisions: int = 200  # stored decisions (sends and holdout would-be sends) per variant, since the step began
     max_conversion_drop: float = 0.10  # relative: challenger >= champion x (1 - this) ...
     conversion_noise_floor: float = 0.001  # ... or within this absolute difference
     rate_tolerance: float = 0.001  # unsubscribe / complaint / error: challenger <= champion + this

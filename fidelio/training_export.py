@@ -138,11 +138,17 @@ def export_training_data(s3: Any, bucket: str, start: date, end: date, salt: str
         decisions = [d for d in read_archive(s3, bucket, [day])]
         if not decisions:
             continue
-        outcomes = load_outcomes(d["decision_id"] for d in decisions)
+        # Only decisions that sent or would have (holdout) have a record; a decision to send
+        # nothing lives in the archive alone and has no outcome to join.
+        stored = [d for d in decisions if (d.get("intended") or {}).get("kind") == "send"]
+        outcomes = load_outcomes(d["decision_id"] for d in stored)
         rows = []
         for decision in decisions:
             if pseudonymize(decision["member_id"], salt) in exclude_ids:
                 result.excluded += 1
+                continue
+            if (decision.get("intended") or {}).get("kind") != "send":
+                rows.append(export_row(decision, "no_send", [], salt))
                 continue
             status, joined = outcomes.get(decision["decision_id"], ("", []))
             result.without_record += decision["decision_id"] not in outcomes

@@ -103,6 +103,10 @@ class LocalRunner:
         self._schedules: dict[str, tuple[Any, str, str, bool] | None] = {}
         # Called with (function, messages) after each batch: lets a caller observe the flow.
         self.on_records: Callable[[str, list[dict[str, Any]]], None] | None = None
+        # Handler invocations so far, and their number at the last ListSchedules: only a handler
+        # creates or deletes schedules, so with none run since, the known ones are all there are.
+        self._invocations = 0
+        self._listed_at = -1
 
     def update_settings(self, function: str, **changes: Any) -> None:
         """Change one function's settings (as a redeploy or a config change would)."""
@@ -148,6 +152,7 @@ class LocalRunner:
             self.stats.sources[(fn.logical_name, _source_of(message["Body"]))] += 1
         handler = self._handler(fn)
         deps_module.use(self._deps[fn.logical_name])
+        self._invocations += 1
         self.stats.invocations[fn.logical_name] += 1
         self.stats.records[fn.logical_name] += len(messages)
         try:
@@ -174,6 +179,7 @@ class LocalRunner:
         fn = next(f for f in spec.FUNCTIONS if f.logical_name == function)
         handler = self._handler(fn)
         deps_module.use(self._deps[function])
+        self._invocations += 1
         self.stats.invocations[function] += 1
         return handler(event, LambdaContext(function, fn.memory_mb))
 
@@ -183,17 +189,23 @@ class LocalRunner:
         fired = 0
         group = self.stack.names.schedule_group
         arn_to_url = {arn: self.stack.queue_urls[name] for name, arn in self.stack.queue_arns.items()}
-        paginator_token: str | None = None
-        names: list[str] = []
-        while True:
-            kwargs: dict[str, Any] = {"GroupName": group}
-            if paginator_token:
-                kwargs["NextToken"] = paginator_token
-            page = self.scheduler.list_schedules(**kwargs)
-            names.extend(s["Name"] for s in page.get("Schedules", []))
-            paginator_token = page.get("NextToken")
-            if not paginator_token:
-                break
+        if self._listed_at == self._invocations:  # no handler ran since the last listing: no new schedule
+            names = list(self._schedules)
+        else:
+            names = []
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"GroupName": group}
+                if token:
+                    kwargs["NextToken"] = token
+                page = self.scheduler.list_schedules(**kwargs)
+                names.extend(s["Name"] for s in page.get("Schedules", []))
+                token = page.get("NextToken")
+                if not token:
+                    break
+            self._listed_at = self._invocations
+            for gone in set(self._schedules) - set(names):  # deleted by a handler (an erasure, say)
+                del self._schedules[gone]
         for name in names:
             if name not in self._schedules:
                 schedule = self.scheduler.get_schedule(Name=name, GroupName=group)

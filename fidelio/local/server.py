@@ -34,7 +34,7 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "fidelio.local.moto_keepalive", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -29,10 +29,14 @@ def archive_decisions(s3: Any, bucket: str, decisions: Sequence[Decision], now: 
 
 
 def read_archived_decisions(s3: Any, bucket: str, day: str) -> list[dict[str, Any]]:
-    """Every archived decision line of one day (YYYY-MM-DD), as dicts."""
-    found: list[dict[str, Any]] = []
+    """Every decision archived on one day (YYYY-MM-DD), as dicts, each once: a redelivered
+    trigger batch archives its decisions again (same ids, same content) — the first is kept."""
+    found: dict[str, dict[str, Any]] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"decisions/date={day}/"):
         for item in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
-            found.extend(json.loads(line) for line in body.splitlines() if line.strip())
-    return found
+            for line in body.splitlines():
+                if line.strip():
+                    decision = json.loads(line)
+                    found.setdefault(decision.get("decision_id", item["Key"] + line[:64]), decision)
+    return list(found.values())

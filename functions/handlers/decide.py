@@ -28,11 +28,12 @@ from functions.dal.serving_config import (
 )
 from functions.dal.tables import MemberRecord
 from functions.domain.decision import Decision, PolicyConfig, PriorScorer, Scorer, decide_batch
-from functions.domain.drift import logged_features
 from functions.domain.events import InvalidEvent, SweepRequested
+from functions.domain.feature_log import logged_features
 from functions.domain.features import FEATURE_NAMES, FEATURE_VERSION
+from functions.domain.profile import MemberProfile
 from functions.domain.scoring import ModelMismatch, OnnxScorer
-from functions.domain.triggers import DecisionRequest, triggers_for
+from functions.domain.triggers import DecisionRequest, conditions_hold, triggers_for
 from functions.faults import crash_point
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import parse_envelope
@@ -176,9 +177,32 @@ def _without_erased_members(chunk: list[DecisionRequest], profiles: dict[str, An
     return [r for r in chunk if r.member_id not in erased]
 
 
+def _eligible(chunk: list[DecisionRequest], profiles: dict[str, Any], now: datetime) -> list[DecisionRequest]:
+    """Only the requests whose trigger's conditions hold for the member (points about to
+    expire, inactive long enough, close to the next tier, ...). The others are not decisions:
+    nothing is stored, archived or logged for them. A sweep asks for every member, and most
+    fail a condition; without this each would cost a decision write and an archive line."""
+    kept = [r for r in chunk
+            if conditions_hold(r.trigger, profiles.get(r.member_id) or MemberProfile(member_id=r.member_id), now)]
+    if len(kept) < len(chunk):
+        count("IneligibleRequests", len(chunk) - len(kept))
+    return kept
+
+
 def act_on(decision: Decision, now: datetime) -> str:
-    """Store the decision once and put its message on its way."""
+    """Store the decision once and put its message on its way.
+
+    Only a decision that sends, or would have sent (a holdout member's), is stored in the
+    decisions table: those are what dispatch loads, what feedback and redemptions join and what
+    a rollout compares. A decision to send nothing has nothing to follow up; the S3 archive
+    (every decision, with its candidates and propensities) is its record, for audit, training
+    and off-policy evaluation. A redelivered trigger may archive it twice; readers keep the
+    first line of a decision id."""
     d = deps()
+    if decision.intended.kind != "send":
+        count("Decisions")
+        count_by("Decisions", "Variant", decision.variant)
+        return "no_send"
     new = decision_store.record_decision(decision, d.settings.decision_ttl_days)
     crash_point("decide.after_record_decision")
     count("Decisions" if new else "DuplicateDecisions")
@@ -223,7 +247,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for start in range(0, len(flat), 100):
         chunk = flat[start : start + 100]
         profiles = load_profiles(r.member_id for r in chunk)
-        chunk = _without_erased_members(chunk, profiles)
+        chunk = _eligible(_without_erased_members(chunk, profiles), profiles, now)
         decided = _decide_by_variant(chunk, profiles, now)
         if d.settings.data_bucket:
             catalog = load_catalog()

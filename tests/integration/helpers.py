@@ -34,3 +34,15 @@ def put_raw(events_client: Any, bus: str, detail_type: str, detail: Any) -> None
     response = events_client.put_events(Entries=[{"EventBusName": bus, "Source": "test",
                                                   "DetailType": detail_type, "Detail": body}])
     assert response["FailedEntryCount"] == 0
+
+
+def archived_decisions(stack: Any) -> list[dict[str, Any]]:
+    """Every decision in the S3 archive (each id once): decide archives every decision, and
+    stores in the decisions table only those that send or would have (holdout)."""
+    from functions.dal.archive import read_archived_decisions
+
+    s3 = stack.client("s3")
+    days = {key.split("/")[1].removeprefix("date=")
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.data_bucket, Prefix="decisions/")
+            for key in (item["Key"] for item in page.get("Contents", []))}
+    return [d for day in sorted(days) for d in read_archived_decisions(s3, stack.data_bucket, day)]

@@ -26,12 +26,14 @@ from fidelio import dead_letters
 from fidelio.local.runner import LocalRunner
 from functions import clock, faults
 from functions.dal.bus import publish
+from functions.dal.members import applied_events
 from functions.dal.offers import replace_catalog
 from functions.dal.tables import DecisionRecord, LedgerRecord, MemberRecord
 from functions.domain import events as ev
 from functions.domain.offers import Offer
 from functions.domain.triggers import triggers_for
 from functions.handlers import deps
+from tests.integration.helpers import archived_decisions
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the local_stack fixture's clock
@@ -153,8 +155,13 @@ def test_a_storm_of_duplicates_makes_one_decision_and_one_message_per_trigger(lo
     deps.use(runner._deps["decide"])
     # Then each purchase made exactly its decisions, once
     decisions = list(DecisionRecord.scan())
+    archived = archived_decisions(local_stack)
     for purchase in purchases:
-        assert len(decisions_on(purchase.event_id)) == expected_decisions("purchase.completed")
+        made = [d for d in archived if d["cause_id"] == purchase.event_id]
+        assert len(made) == expected_decisions("purchase.completed")
+        # stored once each: exactly the decisions that send or would have
+        assert sorted(d.decision_id for d in decisions_on(purchase.event_id)) == sorted(
+            d["decision_id"] for d in made if d["intended"]["kind"] == "send")
     # and every decision reached its end, and each sent decision is one email: no more
     assert {d.status for d in decisions} <= {"sent", "suppressed", "holdout", "no_send"}
     sent = Counter(_address(local_stack.names.prefix, d.member_id) for d in decisions if d.status == "sent")
@@ -168,7 +175,7 @@ def test_a_storm_of_duplicates_makes_one_decision_and_one_message_per_trigger(lo
     deps.use(runner._deps["ingest"])
     for member in members:
         record = MemberRecord.get(member)
-        applied = record.recent_events.split()
+        applied = applied_events(record).ids
         assert f"{member}-buy" in applied and len(applied) == len(set(applied)) == record.version
 
 

@@ -96,7 +96,12 @@ class Stand:
         decide_spec = next(f for f in spec.FUNCTIONS if f.logical_name == "decide")
         while self.runner.poll_once(decide_spec):
             pass
-        return [r.body for r in DecisionRecord.scan(DecisionRecord.trigger_event_id == f"sweep-test-{self.sweeps}")]
+        # Every decision is archived; only those that send (or would have) are stored.
+        archived = training_export.read_archive(self.life.s3, self.life.settings.data_bucket, [self.now.date()])
+        bodies = [d for d in archived if d["cause_id"] == f"sweep-test-{self.sweeps}"]
+        stored = {r.decision_id for r in DecisionRecord.scan(DecisionRecord.trigger_event_id == f"sweep-test-{self.sweeps}")}
+        assert stored == {d["decision_id"] for d in bodies if d["intended"]["kind"] == "send"}
+        return bodies
 
     def refresh(self, seconds: float = 60.0) -> None:
         """Let decide's config cache expire (what a minute does in a warm container)."""
