@@ -41,13 +41,17 @@ class Design:
     gsi_keys_kb: float = 0.17  # decision_id + member_id + decided_at + 100 B index overhead
     archive_months: float = 12.0
     duration_scale: float = 1.0
+    # Share of decisions written to the decisions table: 1.0 stores every decision; since the
+    # closed-loop change only those that send or would have (holdout) are, the rest are
+    # archived to S3 only: s / (1 - holdout share) with the default 10% holdout.
+    stored_share: float = 1.0
 
 
 BASELINE_DOC = Design("baseline as first modelled (10 KB member item)", 10.0, True, 2.28, 1.0, 10)
 # Measured on simulated members (see docs/cost.md): stored profile 4.2 KB (p50 of members with
 # >= 50 events), 200 ids of 36 characters 7.4 KB, other attributes ~0.1 KB.
 BASELINE = Design("baseline (measured item: 11.7 KB)", 11.7, True, 2.28, 1.0, 10)
-NOW = Design("now (this change)", 4.2 + 1.15 + 0.1, False, 1.28, 0.0, 100)
+NOW = Design("now (this change)", 4.2 + 1.15 + 0.1, False, 1.28, 0.0, 100, stored_share=0.5 / 0.9)
 
 
 def per_million(d: Design, region: str = "us-east-1", arch: str = "arm64") -> dict[str, float]:
@@ -65,7 +69,7 @@ def per_million(d: Design, region: str = "us-east-1", arch: str = "arm64") -> di
     gsi_put = decision_wru if d.gsi_all else 1
     gsi_update = decision_wru if d.gsi_all else 0  # a KEYS_ONLY index ignores non-key updates
     feedback_outcomes = d.feedback_events_per_email * s
-    wru = (bus * member_wru + decision_wru + gsi_put + s * (1 + decision_wru + gsi_update)
+    wru = (bus * member_wru + d.stored_share * (decision_wru + gsi_put) + s * (1 + decision_wru + gsi_update)
            + feedback_outcomes * (decision_wru + gsi_update))
     rru = bus * member_rru + 0.5 * member_rru + s * (1 + member_rru)  # decide's batch_get: eventual
     decide_calls = 1.5 + 2 / d.decide_batch  # + one BatchGetItem and one S3 PUT per batch
@@ -87,9 +91,9 @@ def per_million(d: Design, region: str = "us-east-1", arch: str = "arm64") -> di
         "dynamodb_writes": wru * MILLION * PRICE["wru"] * ddb,
         "dynamodb_reads": rru * MILLION * PRICE["rru"] * ddb,
         # kept 90 days; GB per million decisions = KB per decision
-        "dynamodb_storage": stored_kb * 3 * PRICE["ddb_gb_month"] * ddb,
+        "dynamodb_storage": d.stored_share * stored_kb * 3 * PRICE["ddb_gb_month"] * ddb,
         # PITR is billed on table data (and LSIs), not on GSIs
-        "dynamodb_pitr": d.decision_kb * 3 * PRICE["pitr_gb_month"] * ddb,
+        "dynamodb_pitr": d.stored_share * d.decision_kb * 3 * PRICE["pitr_gb_month"] * ddb,
         "s3_puts": MILLION / d.decide_batch * PRICE["s3_put"],
         "s3_storage": 0.22,
         "logs": (invocations * 1.0 + 0.3 * s * d.ses_skipped_per_email) * MILLION * 1e-6 * logs_gb,
@@ -125,8 +129,8 @@ def main() -> None:
     sensitivity = {
         "E = 1": replace(NOW, events_per_decision=1),
         "E = 5": replace(NOW, events_per_decision=5),
-        "s = 0.2": replace(NOW, send_share=0.2),
-        "s = 1.0": replace(NOW, send_share=1.0),
+        "s = 0.2": replace(NOW, send_share=0.2, stored_share=0.2 / 0.9),
+        "s = 1.0": replace(NOW, send_share=1.0, stored_share=1.0),
         "Lambda durations doubled": replace(NOW, duration_scale=2.0),
         "member item 2.7 KB (profile zlib-compressed, not done)": replace(NOW, member_item_kb=1.4 + 1.15 + 0.1),
         "30-day bus archive (not done)": replace(NOW, archive_months=1.0),
