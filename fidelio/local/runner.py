@@ -107,6 +107,49 @@ class LocalRunner:
         # creates or deletes schedules, so with none run since, the known ones are all there are.
         self._invocations = 0
         self._listed_at = -1
+        # One-time schedules seen being created by the handlers (name -> as in _schedules).
+        self._created: dict[str, tuple[Any, str, str, bool]] = {}
+        # Queues that may hold messages since they were last found empty: what the handlers'
+        # clients put on a queue, the bus, SES or SNS marks them (see _watch); pump polls only
+        # those, and every queue at its start (callers act between pumps).
+        self._queues = {fn.queue for fn in self._functions if fn.queue}
+        self._dirty: set[str] = set(self._queues)
+        if clients is not None:
+            self._watch(clients)
+
+    def _watch(self, clients: AwsClients) -> None:
+        """Hooks on the handlers' botocore session: which calls can put messages on a queue
+        (SQS directly; the bus, SES and SNS through rules and subscriptions), and the one-time
+        schedules handlers create and delete, as EventBridge Scheduler itself learns them."""
+        by_url = {url: name for name, url in self.stack.queue_urls.items()}
+
+        def to_queue(params: dict[str, Any], **_: Any) -> None:
+            queue = by_url.get(params.get("QueueUrl", ""))
+            self._dirty.update({queue} if queue else self._queues)
+
+        def to_any(**_: Any) -> None:
+            self._dirty.update(self._queues)
+
+        def created(params: dict[str, Any], **_: Any) -> None:
+            try:
+                due = parse_at(params["ScheduleExpression"], params.get("ScheduleExpressionTimezone", "UTC"))
+            except (InvalidSchedule, KeyError):
+                return  # left to ListSchedules/GetSchedule, which decide what an odd one is
+            target = params.get("Target", {})
+            self._created[params["Name"]] = (due, target.get("Arn", ""), target.get("Input", "{}"),
+                                             params.get("ActionAfterCompletion", "NONE") == "DELETE")
+
+        def deleted(params: dict[str, Any], **_: Any) -> None:
+            self._created.pop(params.get("Name", ""), None)
+            self._schedules.pop(params.get("Name", ""), None)
+
+        hooks = {"sqs.SendMessage": to_queue, "sqs.SendMessageBatch": to_queue,
+                 "sqs.ChangeMessageVisibility": to_queue, "sqs.ChangeMessageVisibilityBatch": to_queue,
+                 "events.PutEvents": to_any, "sesv2.SendEmail": to_any, "ses.SendEmail": to_any,
+                 "ses.SendRawEmail": to_any, "sns.Publish": to_any, "sns.PublishBatch": to_any,
+                 "scheduler.CreateSchedule": created, "scheduler.DeleteSchedule": deleted}
+        for operation, hook in hooks.items():
+            clients.session.register(f"before-parameter-build.{operation}", hook)
 
     def update_settings(self, function: str, **changes: Any) -> None:
         """Change one function's settings (as a redeploy or a config change would)."""
@@ -167,6 +210,7 @@ class LocalRunner:
             self.sqs.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
         if retry:  # visible again at once: the redrive policy counts the receives
+            self._dirty.add(fn.queue)
             self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(retry)])
@@ -183,13 +227,18 @@ class LocalRunner:
         self.stats.invocations[function] += 1
         return handler(event, LambdaContext(function, fn.memory_mb))
 
-    def fire_due_schedules(self) -> int:
-        """Fire every one-time schedule whose time has come (by the current clock)."""
+    def fire_due_schedules(self, list_group: bool = True) -> int:
+        """Fire every one-time schedule whose time has come (by the current clock). With
+        `list_group` False, only the schedules already known or seen being created are looked
+        at (no ListSchedules/GetSchedule: pump lists once, then relies on the hooks)."""
         now = clock.now()
         fired = 0
         group = self.stack.names.schedule_group
         arn_to_url = {arn: self.stack.queue_urls[name] for name, arn in self.stack.queue_arns.items()}
-        if self._listed_at == self._invocations:  # no handler ran since the last listing: no new schedule
+        for name, known in self._created.items():  # seen being created: no GetSchedule needed
+            self._schedules.setdefault(name, known)
+        if not list_group or self._listed_at == self._invocations:
+            # The hooks saw what handlers made, or no handler ran since the last listing.
             names = list(self._schedules)
         else:
             names = []
@@ -222,9 +271,11 @@ class LocalRunner:
                 continue
             _, arn, body, delete = cached
             self.sqs.send_message(QueueUrl=arn_to_url[arn], MessageBody=body)
+            self._dirty.add(next(name for name, a in self.stack.queue_arns.items() if a == arn))
             if delete:
                 self.scheduler.delete_schedule(Name=name, GroupName=group)
                 del self._schedules[name]
+                self._created.pop(name, None)
             fired += 1
         self.stats.schedules_fired += fired
         return fired
@@ -253,17 +304,23 @@ class LocalRunner:
         return results
 
     def pump(self, max_rounds: int = 10_000, fire_schedules: bool = True) -> RunnerStats:
-        """Run until every queue is empty (and no due schedule is left)."""
-        for _ in range(max_rounds):
+        """Run until every queue is empty (and no due schedule is left). Each pump starts by
+        polling every queue and lists the schedule group once; after that a queue is polled
+        only when something may have put a message on it (see _watch)."""
+        self._dirty.update(self._queues)
+        for round_ in range(max_rounds):
             seen = 0
             for fn in self._functions:
+                if fn.queue not in self._dirty:
+                    continue
+                self._dirty.discard(fn.queue)
                 while True:
                     got = self.poll_once(fn)
                     seen += got
                     if got == 0:
                         break
             if fire_schedules:
-                seen += self.fire_due_schedules()
+                seen += self.fire_due_schedules(list_group=round_ == 0)
             if seen == 0:
                 break
         return self.stats
