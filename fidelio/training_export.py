@@ -25,7 +25,6 @@ import numpy as np
 from functions.domain.features import FEATURE_NAMES
 
 TRAINING_PREFIX = "training/decisions"
-ARCHIVE_PREFIX = "decisions"
 OUTCOMES = ("delivered", "opened", "clicked", "bounced", "complained", "unsubscribed", "redeemed")
 FEATURE_PREFIX = "f_"
 # A conversion: the member redeemed the offer (when joined) or clicked through.
@@ -45,19 +44,14 @@ def days_between(start: date, end: date) -> list[date]:
 
 def read_archive(s3: Any, bucket: str, days: Iterable[date]) -> Iterator[dict[str, Any]]:
     """Archived decisions of each day (JSON objects), in key order; each decision once."""
+    from functions.dal.archive import read_archived_decisions
+
     seen: set[str] = set()
     for day in days:
-        prefix = f"{ARCHIVE_PREFIX}/date={day.isoformat()}/"
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
-                for line in body.splitlines():
-                    if not line.strip():
-                        continue
-                    decision = json.loads(line)
-                    if decision["decision_id"] not in seen:
-                        seen.add(decision["decision_id"])
-                        yield decision
+        for decision in read_archived_decisions(s3, bucket, day.isoformat()):
+            if decision["decision_id"] not in seen:
+                seen.add(decision["decision_id"])
+                yield decision
 
 
 def load_outcomes(decision_ids: Iterable[str]) -> dict[str, tuple[str, list[str]]]:
@@ -133,6 +127,8 @@ def export_training_data(s3: Any, bucket: str, start: date, end: date, salt: str
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from functions.dal.decisions import stored_in_table
+
     result = ExportResult()
     for day in days_between(start, end):
         decisions = [d for d in read_archive(s3, bucket, [day])]
@@ -140,14 +136,14 @@ def export_training_data(s3: Any, bucket: str, start: date, end: date, salt: str
             continue
         # Only decisions that sent or would have (holdout) have a record; a decision to send
         # nothing lives in the archive alone and has no outcome to join.
-        stored = [d for d in decisions if (d.get("intended") or {}).get("kind") == "send"]
+        stored = [d for d in decisions if stored_in_table((d.get("intended") or {}).get("kind"))]
         outcomes = load_outcomes(d["decision_id"] for d in stored)
         rows = []
         for decision in decisions:
             if pseudonymize(decision["member_id"], salt) in exclude_ids:
                 result.excluded += 1
                 continue
-            if (decision.get("intended") or {}).get("kind") != "send":
+            if not stored_in_table((decision.get("intended") or {}).get("kind")):
                 rows.append(export_row(decision, "no_send", [], salt))
                 continue
             status, joined = outcomes.get(decision["decision_id"], ("", []))

@@ -103,12 +103,6 @@ class LocalRunner:
         self._schedules: dict[str, tuple[Any, str, str, bool] | None] = {}
         # Called with (function, messages) after each batch: lets a caller observe the flow.
         self.on_records: Callable[[str, list[dict[str, Any]]], None] | None = None
-        # Handler invocations so far, and their number at the last ListSchedules: only a handler
-        # creates or deletes schedules, so with none run since, the known ones are all there are.
-        self._invocations = 0
-        self._listed_at = -1
-        # One-time schedules seen being created by the handlers (name -> as in _schedules).
-        self._created: dict[str, tuple[Any, str, str, bool]] = {}
         # Queues that may hold messages since they were last found empty: what the handlers'
         # clients put on a queue, the bus, SES or SNS marks them (see _watch); pump polls only
         # those, and every queue at its start (callers act between pumps).
@@ -130,26 +124,33 @@ class LocalRunner:
         def to_any(**_: Any) -> None:
             self._dirty.update(self._queues)
 
-        def created(params: dict[str, Any], **_: Any) -> None:
+        def creating(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context["fidelio_schedule"] = params
+
+        def created(http_response: Any, context: dict[str, Any], **_: Any) -> None:
+            params = context.get("fidelio_schedule") or {}
+            if http_response.status_code >= 300 or "Name" not in params:
+                return  # not created: nothing to fire
             try:
                 due = parse_at(params["ScheduleExpression"], params.get("ScheduleExpressionTimezone", "UTC"))
             except (InvalidSchedule, KeyError):
-                return  # left to ListSchedules/GetSchedule, which decide what an odd one is
+                self._schedules[params["Name"]] = None
+                return
             target = params.get("Target", {})
-            self._created[params["Name"]] = (due, target.get("Arn", ""), target.get("Input", "{}"),
-                                             params.get("ActionAfterCompletion", "NONE") == "DELETE")
+            self._schedules[params["Name"]] = (due, target.get("Arn", ""), target.get("Input", "{}"),
+                                               params.get("ActionAfterCompletion", "NONE") == "DELETE")
 
         def deleted(params: dict[str, Any], **_: Any) -> None:
-            self._created.pop(params.get("Name", ""), None)
             self._schedules.pop(params.get("Name", ""), None)
 
         hooks = {"sqs.SendMessage": to_queue, "sqs.SendMessageBatch": to_queue,
                  "sqs.ChangeMessageVisibility": to_queue, "sqs.ChangeMessageVisibilityBatch": to_queue,
                  "events.PutEvents": to_any, "sesv2.SendEmail": to_any, "ses.SendEmail": to_any,
                  "ses.SendRawEmail": to_any, "sns.Publish": to_any, "sns.PublishBatch": to_any,
-                 "scheduler.CreateSchedule": created, "scheduler.DeleteSchedule": deleted}
+                 "scheduler.CreateSchedule": creating, "scheduler.DeleteSchedule": deleted}
         for operation, hook in hooks.items():
             clients.session.register(f"before-parameter-build.{operation}", hook)
+        clients.session.register("after-call.scheduler.CreateSchedule", created)
 
     def update_settings(self, function: str, **changes: Any) -> None:
         """Change one function's settings (as a redeploy or a config change would)."""
@@ -195,7 +196,6 @@ class LocalRunner:
             self.stats.sources[(fn.logical_name, _source_of(message["Body"]))] += 1
         handler = self._handler(fn)
         deps_module.use(self._deps[fn.logical_name])
-        self._invocations += 1
         self.stats.invocations[fn.logical_name] += 1
         self.stats.records[fn.logical_name] += len(messages)
         try:
@@ -223,7 +223,6 @@ class LocalRunner:
         fn = next(f for f in spec.FUNCTIONS if f.logical_name == function)
         handler = self._handler(fn)
         deps_module.use(self._deps[function])
-        self._invocations += 1
         self.stats.invocations[function] += 1
         return handler(event, LambdaContext(function, fn.memory_mb))
 
@@ -235,10 +234,7 @@ class LocalRunner:
         fired = 0
         group = self.stack.names.schedule_group
         arn_to_url = {arn: self.stack.queue_urls[name] for name, arn in self.stack.queue_arns.items()}
-        for name, known in self._created.items():  # seen being created: no GetSchedule needed
-            self._schedules.setdefault(name, known)
-        if not list_group or self._listed_at == self._invocations:
-            # The hooks saw what handlers made, or no handler ran since the last listing.
+        if not list_group:  # the hooks saw what the handlers made
             names = list(self._schedules)
         else:
             names = []
@@ -252,7 +248,6 @@ class LocalRunner:
                 token = page.get("NextToken")
                 if not token:
                     break
-            self._listed_at = self._invocations
             for gone in set(self._schedules) - set(names):  # deleted by a handler (an erasure, say)
                 del self._schedules[gone]
         for name in names:
@@ -275,7 +270,6 @@ class LocalRunner:
             if delete:
                 self.scheduler.delete_schedule(Name=name, GroupName=group)
                 del self._schedules[name]
-                self._created.pop(name, None)
             fired += 1
         self.stats.schedules_fired += fired
         return fired

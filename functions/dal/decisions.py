@@ -18,6 +18,12 @@ if TYPE_CHECKING:  # built only when a decision is loaded: keeps feedback's cold
     from functions.domain.decision_record import Decision
 
 
+def stored_in_table(intended_kind: str | None) -> bool:
+    """Whether a decision is kept in the decisions table: only one that sends or would have (a
+    holdout member's); a decision to send nothing lives in the S3 archive alone."""
+    return intended_kind == "send"
+
+
 def _conditional_failed(error: Exception) -> bool:
     return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
 

@@ -199,7 +199,7 @@ def act_on(decision: Decision, now: datetime) -> str:
     and off-policy evaluation. A redelivered trigger may archive it twice; readers keep the
     first line of a decision id."""
     d = deps()
-    if decision.intended.kind != "send":
+    if not decision_store.stored_in_table(decision.intended.kind):
         count("Decisions")
         count_by("Decisions", "Variant", decision.variant)
         return "no_send"
