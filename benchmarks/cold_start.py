@@ -134,19 +134,22 @@ session = botocore.session.get_session()
 for service in ("sqs", "dynamodb"):
     session.create_client(service, region_name="eu-west-1", endpoint_url=os.environ["FIDELIO_ENDPOINT_URL"])
 """
-FLOORS = {
-    "import botocore": "import botocore.session, botocore.client",
-    "botocore + sqs & dynamodb clients (one session)": _FLOOR_CLIENTS,
-    "stack: Powertools Logger/Metrics/Tracer + batch, pydantic (one model), pynamodb, the two clients": """
+_FLOOR_STACK = """
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 import pydantic, pynamodb.models
 Logger(service="floor"), Metrics(namespace="Floor", service="floor"), Tracer(service="floor")
 class Settings(pydantic.BaseModel):
     region: str = "eu-west-1"
 Settings()
-""" + _FLOOR_CLIENTS,
+""" + _FLOOR_CLIENTS
+FLOORS = {
+    "import botocore": "import botocore.session, botocore.client",
+    "botocore + sqs & dynamodb clients (one session)": _FLOOR_CLIENTS,
+    # (Powertools' batch utility is no longer imported by the functions: functions/handlers/sqs_batch.py)
+    "stack: Powertools Logger/Metrics/Tracer, pydantic (one model), pynamodb, the two clients": _FLOOR_STACK,
+    # what functions/handlers/__init__.py does during a handler module's import
+    "the same stack, garbage collector paused while it loads (then gc.freeze)":
+        "import gc\ngc.disable()\n" + _FLOOR_STACK + "\ngc.freeze()\ngc.enable()",
 }
 FLOOR_CHILD = "import sys\nsys.path[:0] = {paths!r}\n{code}\nimport os\nos._exit(0)"
 

@@ -45,6 +45,9 @@ class Design:
     # closed-loop change only those that send or would have (holdout) are, the rest are
     # archived to S3 only: s / (1 - holdout share) with the default 10% holdout.
     stored_share: float = 1.0
+    # Holdout decisions that would have sent and go through dispatch to be withheld there
+    # (notification.withheld; fourth session): holdout share x s, per decision.
+    withheld_share: float = 0.0
 
 
 BASELINE_DOC = Design("baseline as first modelled (10 KB member item)", 10.0, True, 2.28, 1.0, 10)
@@ -52,29 +55,36 @@ BASELINE_DOC = Design("baseline as first modelled (10 KB member item)", 10.0, Tr
 # >= 50 events), 200 ids of 36 characters 7.4 KB, other attributes ~0.1 KB.
 BASELINE = Design("baseline (measured item: 11.7 KB)", 11.7, True, 2.28, 1.0, 10)
 NOW = Design("now (this change)", 4.2 + 1.15 + 0.1, False, 1.28, 0.0, 100, stored_share=0.5 / 0.9)
+# Fourth session: the profile zlib-compressed (1.37 KB median, p90 1.52, measured on the same
+# simulated members), and the holdout's would-be sends withheld in dispatch (5 % holdout).
+COMPRESSED = replace(NOW, name="fourth session (compressed profile, withheld holdout sends)",
+                     member_item_kb=1.37 + 1.15 + 0.1, withheld_share=0.05 * 0.5)
 
 
 def per_million(d: Design, region: str = "us-east-1", arch: str = "arm64") -> dict[str, float]:
     """$ per million decisions, by service."""
     s = d.send_share
-    bus = d.events_per_decision + s + d.feedback_events_per_email * s  # each one is ingested too
+    w = d.withheld_share
+    bus = d.events_per_decision + s + d.feedback_events_per_email * s + w  # each one is ingested too
     ses_records = s * d.ses_events_per_email
-    sqs_messages = bus + 1 + s + ses_records  # ingest, decide, dispatch, feedback
+    sqs_messages = bus + 1 + s + w + ses_records  # ingest, decide, dispatch, feedback
     # Each message: one send, a tenth of a receive and of a delete batch (a poller receives at
     # most 10 messages a call, whatever the mapping's batch size).
     sqs_requests = sqs_messages * 1.2
-    invocations = bus / 10 + 1 / d.decide_batch + s / 10 + ses_records / 10
+    invocations = bus / 10 + 1 / d.decide_batch + (s + w) / 10 + ses_records / 10
     member_wru, member_rru = math.ceil(d.member_item_kb), math.ceil(d.member_item_kb / 4)
     decision_wru = math.ceil(d.decision_kb)
     gsi_put = decision_wru if d.gsi_all else 1
     gsi_update = decision_wru if d.gsi_all else 0  # a KEYS_ONLY index ignores non-key updates
     feedback_outcomes = d.feedback_events_per_email * s
     wru = (bus * member_wru + d.stored_share * (decision_wru + gsi_put) + s * (1 + decision_wru + gsi_update)
-           + feedback_outcomes * (decision_wru + gsi_update))
-    rru = bus * member_rru + 0.5 * member_rru + s * (1 + member_rru)  # decide's batch_get: eventual
+           + feedback_outcomes * (decision_wru + gsi_update) + w * (decision_wru + gsi_update))
+    # decide's batch_get is eventually consistent; dispatch reads decision + profile (strong)
+    rru = bus * member_rru + 0.5 * member_rru + (s + w) * (1 + member_rru)
     decide_calls = 1.5 + 2 / d.decide_batch  # + one BatchGetItem and one S3 PUT per batch
     gb_s = d.duration_scale * (
         bus * 27.1e-3 * 0.5 + (5.4 + 6 * decide_calls) * 1e-3 * 1.769 + s * 111e-3 * 0.5
+        + w * (111e-3 - 30e-3 - 2 * 6e-3) * 0.5  # a withheld one: no SES call, no claim
         + ses_records * 18.8e-3 * 0.5)
     ddb = EU_WEST_1["ddb"] if region == "eu-west-1" else 1.0
     logs_gb = EU_WEST_1["logs_gb"] if region == "eu-west-1" else PRICE["logs_gb"]
@@ -111,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    designs = (BASELINE_DOC, BASELINE, NOW)
+    designs = (BASELINE_DOC, BASELINE, NOW, COMPRESSED)
     rows = {d.name: per_million(d) for d in designs}
     services = [k for k in rows[NOW.name] if not k.startswith("_")]
     print(f"{'service':22}" + "".join(f"{d.name[:26]:>28}" for d in designs))
@@ -132,7 +142,8 @@ def main() -> None:
         "s = 0.2": replace(NOW, send_share=0.2, stored_share=0.2 / 0.9),
         "s = 1.0": replace(NOW, send_share=1.0, stored_share=1.0),
         "Lambda durations doubled": replace(NOW, duration_scale=2.0),
-        "member item 2.7 KB (profile zlib-compressed, not done)": replace(NOW, member_item_kb=1.4 + 1.15 + 0.1),
+        "member item 2.7 KB (profile zlib-compressed: done since, see the last design)": replace(
+            NOW, member_item_kb=1.4 + 1.15 + 0.1),
         "30-day bus archive (not done)": replace(NOW, archive_months=1.0),
         "E = 1, compressed profile, 30-day archive, no PITR": replace(
             NOW, events_per_decision=1, member_item_kb=2.65, archive_months=1.0),

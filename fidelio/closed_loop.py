@@ -25,7 +25,15 @@ from zoneinfo import ZoneInfo
 import requests
 from pydantic import BaseModel
 
-from fidelio.report.log import LoggedDecision, MemberOutcome, PolicyOutcome, RunLog, Segment
+from fidelio.report.log import (
+    Exposure,
+    LoggedDecision,
+    MemberOutcome,
+    PolicyOutcome,
+    Redemption,
+    RunLog,
+    Segment,
+)
 from fidelio.sim import Message, SimConfig, World
 from functions.domain import events as ev
 from functions.domain.decision import in_holdout
@@ -181,6 +189,7 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
                 outcome.revenue += event.amount
             elif isinstance(event, ev.OfferRedeemed) and not event.decision_id:
                 outcome.organic_conversions += 1  # attributed ones are counted at delivery
+                log.redemptions.append(Redemption(member, event.offer_id, event.occurred_at.timestamp()))
 
         def on_records(function: str, messages: list[dict[str, Any]]) -> None:
             """Sends are seen as dispatch's notification.sent events reaching ingest."""
@@ -188,17 +197,29 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
                 return
             for message in messages:
                 body = json.loads(message["Body"])
-                if body.get("detail-type") != "notification.sent" or body.get("source") != "fidelio.dispatch":
+                kind = body.get("detail-type")
+                if kind not in ("notification.sent", "notification.withheld") or body.get("source") != "fidelio.dispatch":
                     continue
                 detail = body["detail"]
                 if detail["decision_id"] in state.sent_seen:
                     continue
                 state.sent_seen.add(detail["decision_id"])
+                if kind == "notification.withheld":  # a holdout member's would-be send: nothing reaches them
+                    withheld = ev.NotificationWithheld.model_validate(detail)
+                    seen_events.append(withheld)
+                    note_exposure(withheld, holdout=True)
+                    continue
                 sent = ev.NotificationSent.model_validate(detail)
                 seen_events.append(sent)
                 deliver(sent)
 
+        def note_exposure(event: ev.NotificationSent | ev.NotificationWithheld, holdout: bool) -> None:
+            if event.topic is not ev.Topic.TRANSACTIONAL:
+                log.exposures.append(Exposure(event.member_id, event.decision_id, event.offer_id,
+                                              event.occurred_at.timestamp(), holdout))
+
         def deliver(sent: ev.NotificationSent) -> None:
+            note_exposure(sent, holdout=False)
             state.sends += 1
             state.channel_mix[sent.channel.value] += 1
             outcome = state.outcomes.get(sent.member_id)
@@ -226,6 +247,8 @@ def run_closed_loop(config: SimConfig, offers: list[Offer], work_dir: Path,
                     state.daily_conversions[min(max(day, 0), config.days - 1)] += 1
                     if outcome is not None:
                         outcome.conversions += 1
+                        log.redemptions.append(Redemption(sent.member_id, event.offer_id,
+                                                          event.occurred_at.timestamp(), event.decision_id))
                 if isinstance(event, ev.PurchaseCompleted) and event.offer_id:
                     state.revenue_by_decision[sent.decision_id] = event.amount
                 if isinstance(event, ev.NotificationUnsubscribed):

@@ -115,10 +115,29 @@ def _print_summary(summary: dict, seconds: float) -> None:
         + "; expected net value " + " / ".join(
         "n/a" if r.get(k) is None else f"{r[k]:.2f}"
         for k in ("expected_net_value_vs_blast", "expected_net_value_vs_oracle")))
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+    print(f"unsubscribes per member, Fidelio ÷ blast: {number(r.get('unsubscribes_per_member_vs_blast'))} "
+          f"(exact 95 % CI {number(r.get('unsubscribes_per_member_vs_blast_ci_low'))} to "
+          f"{'unbounded' if r.get('unsubscribes_per_member_vs_blast_ci_high') is None else number(r.get('unsubscribes_per_member_vs_blast_ci_high'))}); "
+          f"expected {number(r.get('expected_unsubscribes_per_member_vs_blast'))}")
     lift = summary["lift"]
-    if lift.get("relative") is not None:
-        print(f"lift vs holdout ({lift.get('metric')}): {lift['relative']:+.1%} "
-              f"[{lift['ci_low']:+.1%}, {lift['ci_high']:+.1%}]")
+    if lift.get("absolute") is not None:
+        if lift["relative"] is None:
+            relative = "relative lift undefined (no withheld message's offer was redeemed)"
+        else:
+            high = "unbounded" if lift["ci_high"] is None else f"{lift['ci_high']:+.1%}"
+            low = "n/a" if lift["ci_low"] is None else f"{lift['ci_low']:+.1%}"
+            relative = f"relative {lift['relative']:+.1%} [{low}, {high}]"
+        print(f"lift of the messages (offer redeemed within {lift['window_days']:g} days, sent vs withheld): "
+              f"{lift['treated_redeemed']}/{lift['treated_exposures']} vs {lift['holdout_redeemed']}/"
+              f"{lift['holdout_exposures']}; {lift['incremental']:.1f} incremental conversions, per message "
+              f"{lift['absolute']:+.4f} [{lift['absolute_ci_low']:+.4f}, {lift['absolute_ci_high']:+.4f}]; {relative}")
+    members = summary["lift_by_metric"]["conversions"]
+    if members.get("relative") is not None:
+        print(f"member-level lift (every redemption of the run): {members['relative']:+.1%} "
+              f"[{members['ci_low']:+.1%}, {members['ci_high']:+.1%}]")
     ope = summary["ope"]
     if ope.get("truth") is not None:
         dr = ope["dr"]

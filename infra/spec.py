@@ -113,6 +113,7 @@ PROFILE_EVENT_TYPES: tuple[str, ...] = (
     "app.opened",
     "offer.redeemed",
     "notification.sent",
+    "notification.withheld",
     "notification.delivered",
     "notification.opened",
     "notification.clicked",

@@ -388,10 +388,14 @@ def _headline(s: Mapping[str, Any]) -> str:
     fidelio = policies.get("fidelio", {})
     blast = policies.get("blast", {})
     kpis = [
-        ("Purchase lift vs holdout",
-         f"{pct(lift.get('relative'))}",
-         f"95 % CI {_ci(lift, as_percent=True)}; {fmt(lift.get('treated_n'))} treated, "
-         f"{fmt(lift.get('holdout_n'))} holdout members"),
+        ("Incremental conversions from the messages",
+         fmt(lift.get("incremental"), 1),
+         f"{fmt(lift.get('treated_redeemed'))} of {fmt(lift.get('treated_exposures'))} offer messages redeemed "
+         f"within {fmt(lift.get('window_days'), 0)} days vs {fmt(lift.get('holdout_redeemed'))} of "
+         f"{fmt(lift.get('holdout_exposures'))} withheld from the holdout; per message "
+         f"{fmt(lift.get('absolute'), 4)}, 95 % CI {fmt(lift.get('absolute_ci_low'), 4)} to "
+         f"{fmt(lift.get('absolute_ci_high'), 4)}; relative {pct(lift.get('relative'))} "
+         f"({_ci(lift, as_percent=True)})"),
         ("Fidelio net value", fmt(fidelio.get("net_value")),
          f"blast {fmt(blast.get('net_value'))}; Fidelio ÷ blast {fmt(ratios.get('net_value_vs_blast'))}; "
          f"Fidelio ÷ oracle {fmt(ratios.get('net_value_vs_oracle'))}"),
@@ -401,7 +405,10 @@ def _headline(s: Mapping[str, Any]) -> str:
          f"{fmt(ratios.get('expected_net_value_vs_oracle'))}"),
         ("Unsubscribes per member", fmt(fidelio.get("unsubscribes_per_member"), 4),
          f"blast {fmt(blast.get('unsubscribes_per_member'), 4)}; Fidelio ÷ blast "
-         f"{fmt(ratios.get('unsubscribes_per_member_vs_blast'))}"),
+         f"{fmt(ratios.get('unsubscribes_per_member_vs_blast'))} (exact 95 % CI "
+         f"{fmt(ratios.get('unsubscribes_per_member_vs_blast_ci_low'))} to "
+         f"{fmt(ratios.get('unsubscribes_per_member_vs_blast_ci_high'))}); expected "
+         f"{fmt(ratios.get('expected_unsubscribes_per_member_vs_blast'))}"),
     ]
     items = "".join(f"<li>{esc(name)}<strong>{esc(value)}</strong>{esc(note)}</li>" for name, value, note in kpis)
     rows = [(name, fmt(p["sends"]), fmt(p["conversions"]), fmt(p["revenue"]), fmt(p["send_cost"]),
@@ -431,8 +438,12 @@ def _headline(s: Mapping[str, Any]) -> str:
 
 def _lift(s: Mapping[str, Any]) -> str:
     metrics = s["lift_by_metric"]
-    rows = [{"label": METRIC_NAMES.get(m, m), "estimate": f.get("relative"), "low": f.get("ci_low"),
-             "high": f.get("ci_high"), "colour": "#0072B2"} for m, f in metrics.items()]
+    message = s["lift"]
+    rows = [{"label": f"offer messages redeemed within {fmt(message.get('window_days'), 0)} days",
+             "estimate": message.get("relative"), "low": message.get("ci_low"),
+             "high": message.get("ci_high"), "colour": "#D55E00"}]
+    rows += [{"label": METRIC_NAMES.get(m, m), "estimate": f.get("relative"), "low": f.get("ci_low"),
+              "high": f.get("ci_high"), "colour": "#0072B2"} for m, f in metrics.items()]
     description = "; ".join(f"{r['label']}: {pct(r['estimate'])}, 95 % CI {pct(r['low'])} to {pct(r['high'])}"
                             for r in rows)
     chart = interval_chart("lift-chart", "Relative lift over the holdout, with 95 % intervals", rows,
@@ -446,13 +457,30 @@ def _lift(s: Mapping[str, Any]) -> str:
                    pct(f.get("relative")), _ci(f, as_percent=True), fmt(f.get("absolute"), 3),
                    f"{fmt(f.get('absolute_ci_low'), 3)} to {fmt(f.get('absolute_ci_high'), 3)}",
                    fmt(f.get("treated_n")), fmt(f.get("holdout_n"))) for m, f in metrics.items()])
+    messages = table(
+        "Lift of the messages: offer messages sent to treated members vs the same decisions withheld from "
+        "the holdout at send time (bootstrap over members)",
+        ["messages", "count", "redeemed within the window", "rate", "95 % CI of the difference",
+         "incremental conversions", "members"],
+        [("sent (treated)", fmt(message.get("treated_exposures")), fmt(message.get("treated_redeemed")),
+          fmt(message.get("treated_mean"), 4),
+          f"{fmt(message.get('absolute_ci_low'), 4)} to {fmt(message.get('absolute_ci_high'), 4)}",
+          fmt(message.get("incremental"), 1), fmt(message.get("treated_n"))),
+         ("withheld (holdout)", fmt(message.get("holdout_exposures")), fmt(message.get("holdout_redeemed")),
+          fmt(message.get("holdout_mean"), 4), "", "", fmt(message.get("holdout_n")))])
     return _section("lift", "Lift against the holdout",
-                    "Each dot is how much more (per member) the treated members did than the holdout; the "
-                    "whisker is the 95 % bootstrap interval. An interval that crosses the dashed zero line "
-                    "means the run cannot tell the effect from chance. Redemptions count organic ones too, "
-                    "since the holdout can only redeem organically.",
+                    "Each dot is how much more the treated members did than the holdout; the whisker is the "
+                    "95 % bootstrap interval (an open end means unbounded: the holdout had almost no such "
+                    "redemptions). An interval that crosses the dashed zero line means the run cannot tell "
+                    "the effect from chance. The first row compares like with like: the holdout's decisions "
+                    "go through dispatch like sends and are withheld at the last step, so a withheld message "
+                    "is what a sent one would have been, and the row counts only redemptions of the "
+                    "message's offer in the window after it. The member-level rows count every redemption "
+                    "(organic ones too: the holdout can only redeem organically) and every purchase of the "
+                    "run, so most of what they measure is noise no message could change, and they need far "
+                    "more members.",
                     _figure(chart, "Lift per metric: point estimate and 95 % interval; dashed line: no effect."),
-                    data)
+                    messages, data)
 
 
 def _conversions(s: Mapping[str, Any]) -> str:

@@ -91,6 +91,28 @@ class PolicyOutcome:
 
 
 @dataclass
+class Redemption:
+    """An offer redeemed during the run: by a message (`decision_id` set) or organically."""
+
+    member_id: str
+    offer_id: str
+    at: float  # epoch seconds
+    decision_id: str | None = None
+
+
+@dataclass
+class Exposure:
+    """A marketing message that went out to a treated member, or that dispatch withheld from a
+    holdout member at the same point (`notification.sent` / `notification.withheld`)."""
+
+    member_id: str
+    decision_id: str
+    offer_id: str | None
+    at: float  # epoch seconds: when it was sent, or would have been
+    holdout: bool
+
+
+@dataclass
 class RunLog:
     seed: int
     members: int
@@ -101,3 +123,5 @@ class RunLog:
     events: dict[str, int] = field(default_factory=dict)  # published, processed, dead_lettered
     model_versions: list[dict[str, Any]] = field(default_factory=list)  # retraining history with gate decisions
     parameters: dict[str, Any] = field(default_factory=dict)  # send costs, unsubscribe cost, ...
+    redemptions: list[Redemption] = field(default_factory=list)  # every offer redeemed in the run
+    exposures: list[Exposure] = field(default_factory=list)  # sends and withheld would-be sends

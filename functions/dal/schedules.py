@@ -39,9 +39,10 @@ def schedule_name(decision_id: str) -> str:
 
 
 def schedule_dispatch(scheduler: Any, settings: Settings, decision: Decision) -> None:
-    assert decision.action.send_at is not None
+    send_at = decision.outgoing.send_at
+    assert send_at is not None
     zone = decision.time_zone
-    moment = datetime.fromtimestamp(decision.action.send_at, tz=UTC)
+    moment = datetime.fromtimestamp(send_at, tz=UTC)
     expression = at_expression(moment, zone)
     parse_at(expression, zone)
     try:

@@ -53,3 +53,26 @@ class Decision(BaseModel):
     @property
     def sends(self) -> bool:
         return self.action.kind == "send"
+
+    @property
+    def withheld(self) -> bool:
+        """A holdout member's decision that the policy would have sent. It goes through dispatch
+        like a send (same time, same send-time checks) and is withheld at the last step, so the
+        holdout's would-be sends are a faithful control for the treated members' sends."""
+        return self.holdout and not self.sends and self.intended.kind == "send"
+
+    @property
+    def dispatched(self) -> bool:
+        """Goes to dispatch: a send, or a holdout member's withheld one."""
+        return self.sends or self.withheld
+
+    @property
+    def outgoing(self) -> ChosenAction:
+        """The action dispatch works on: the send, or for a withheld decision the intended one."""
+        return self.intended if self.withheld else self.action
+
+    def with_send_at(self, send_at: float) -> Decision:
+        """The same decision with its outgoing action moved to `send_at`."""
+        field = "intended" if self.withheld else "action"
+        moved = getattr(self, field).model_copy(update={"send_at": send_at})
+        return self.model_copy(update={field: moved})

@@ -227,6 +227,16 @@ class NotificationSent(NotificationEvent):
     event_type: ClassVar[str] = "notification.sent"
 
 
+class NotificationWithheld(NotificationEvent):
+    """A message the policy chose for a member of the global holdout, withheld by dispatch at
+    the moment it would have gone out (after the same send-time checks as a real send). The
+    profile counts it for the frequency caps only, so the holdout's decisions follow the same
+    caps as the treated members' and its would-be sends are comparable to their sends (ghost
+    sends, for the lift). Nothing reached the member."""
+
+    event_type: ClassVar[str] = "notification.withheld"
+
+
 class NotificationDelivered(NotificationEvent):
     event_type: ClassVar[str] = "notification.delivered"
 
@@ -287,6 +297,7 @@ INBOUND_EVENTS: tuple[type[MemberEvent], ...] = (
 )
 FEEDBACK_EVENTS: tuple[type[NotificationEvent], ...] = (
     NotificationSent,
+    NotificationWithheld,
     NotificationDelivered,
     NotificationOpened,
     NotificationClicked,

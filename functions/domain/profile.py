@@ -307,13 +307,27 @@ def _sent(p: MemberProfile, e: ev.NotificationSent, at: float) -> None:
     engagement.sent_total += 1
     if e.topic is ev.Topic.TRANSACTIONAL:
         return
+    _count_for_caps(p, e, at)
+    if e.offer_id:
+        p.offers_received.add(1.0, at, HALF_LIFE_DAYS["offers"])
+        p.offers_received_total += 1
+
+
+def _withheld(p: MemberProfile, e: ev.NotificationWithheld, at: float) -> None:
+    """A holdout member's would-be send: it counts for the caps (so the holdout's decisions
+    follow the treated members' caps), not as anything the member received."""
+    if e.topic is not ev.Topic.TRANSACTIONAL:
+        _count_for_caps(p, e, at)
+
+
+def _count_for_caps(p: MemberProfile, e: ev.NotificationSent | ev.NotificationWithheld, at: float) -> None:
+    """What the frequency caps and the offer-repeat rule read: recent marketing sends, the last
+    send per topic and per offer."""
     p.recent_sends = sorted([*p.recent_sends, at])[-MAX_RECENT_SENDS:]
     p.recent_sends = [t for t in p.recent_sends if t >= p.last_event_at - RECENT_SEND_WINDOW_S]
     topic = e.topic.value
     p.last_send_by_topic[topic] = max(p.last_send_by_topic.get(topic, 0.0), at)
     if e.offer_id:
-        p.offers_received.add(1.0, at, HALF_LIFE_DAYS["offers"])
-        p.offers_received_total += 1
         p.last_send_by_offer[e.offer_id] = max(p.last_send_by_offer.get(e.offer_id, 0.0), at)
         p.last_send_by_offer = _bounded_latest(p.last_send_by_offer, MAX_OFFER_HISTORY)
 
@@ -365,6 +379,7 @@ _APPLY: dict[type, Any] = {
     ev.AppOpened: _app,
     ev.OfferRedeemed: _offer_redeemed,
     ev.NotificationSent: _sent,
+    ev.NotificationWithheld: _withheld,
     ev.NotificationOpened: _opened,
     ev.NotificationClicked: _clicked,
     ev.NotificationBounced: _bounced,

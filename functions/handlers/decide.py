@@ -35,6 +35,7 @@ from functions.domain.profile import MemberProfile
 from functions.domain.scoring import ModelMismatch, OnnxScorer
 from functions.domain.triggers import DecisionRequest, conditions_hold, triggers_for
 from functions.faults import crash_point
+from functions.handlers import init_done
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import parse_envelope
 from functions.observability import count, count_by, logger, mask_pii, metrics, tracer
@@ -208,12 +209,15 @@ def act_on(decision: Decision, now: datetime) -> str:
     count("Decisions" if new else "DuplicateDecisions")
     if new:
         count_by("Decisions", "Variant", decision.variant)
-    if not decision.sends:
+    if not decision.dispatched:
         return "no_send"
-    assert decision.action.send_at is not None
+    # A holdout member's would-be send goes to dispatch too, which withholds it at send time
+    # (`Decision.withheld`): the holdout's caps then follow what it would have received.
+    send_at = decision.outgoing.send_at
+    assert send_at is not None
     # Re-sent even when the decision existed: a crash may have come between the two
     # writes; dispatch's send claim keeps it to one message.
-    if decision.action.send_at - now.timestamp() <= SEND_NOW_WINDOW_S:
+    if send_at - now.timestamp() <= SEND_NOW_WINDOW_S:
         d.clients.sqs.send_message(QueueUrl=d.settings.dispatch_queue_url,
                                    MessageBody=json.dumps({"decision_id": decision.decision_id}))
         return "dispatched"
@@ -271,3 +275,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if archived and d.settings.data_bucket:
         archive_decisions(d.clients.s3, d.settings.data_bucket, archived, now, logged)
     return {"batchItemFailures": failures}
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

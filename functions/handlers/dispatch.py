@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
 from functions import clock
@@ -23,8 +22,8 @@ from functions.dal.offers import load_offers
 from functions.dal.retry import RetriesExhausted, call_with_backoff, error_code
 from functions.dal.schedules import schedule_dispatch
 from functions.dal.signing_keys import link_signing_keys
-from functions.domain.decision_record import ChosenAction, Decision
-from functions.domain.events import Channel, InvalidEvent, NotificationSent, Topic
+from functions.domain.decision_record import Decision
+from functions.domain.events import Channel, InvalidEvent, NotificationSent, NotificationWithheld, Topic
 from functions.domain.guardrails import (
     PolicyConfig,
     cap_guardrail,
@@ -36,8 +35,9 @@ from functions.domain.guardrails import (
 from functions.domain.messages import build_email, render
 from functions.domain.tokens import LinkClaims, sign
 from functions.faults import crash_point
+from functions.handlers import init_done
 from functions.handlers.deps import deps
-from functions.handlers.sqs_batch import run_batch
+from functions.handlers.sqs_batch import SQSRecord, run_batch
 from functions.observability import count, logger, metrics, tracer
 
 LINK_VALIDITY_S = 60 * 86400
@@ -53,7 +53,7 @@ class PermanentSendFailure(InvalidEvent):
 
 
 def send_time_check(decision: Decision, profile: Any, now: datetime, config: PolicyConfig) -> str | None:
-    action = decision.action
+    action = decision.outgoing
     assert action.channel and action.topic
     reason = channel_guardrail(profile, action.channel, action.topic, decision.transactional)
     if reason or decision.transactional:
@@ -121,14 +121,19 @@ def _deliver(outgoing: Outgoing) -> str:
 
 
 def _announce_sent(decision: Decision, message_id: str | None, now: datetime) -> None:
+    _announce(NotificationSent, "sent", decision, message_id, now)
+
+
+def _announce(kind: type[NotificationSent] | type[NotificationWithheld], prefix: str, decision: Decision,
+              message_id: str | None, now: datetime) -> None:
     d = deps()
-    action = decision.action
-    sent = NotificationSent(
-        event_id=f"sent-{decision.decision_id}", member_id=decision.member_id, occurred_at=now,
+    action = decision.outgoing
+    event = kind(
+        event_id=f"{prefix}-{decision.decision_id}", member_id=decision.member_id, occurred_at=now,
         decision_id=decision.decision_id, channel=Channel(action.channel or "email"),
         offer_id=action.offer_id, topic=Topic(action.topic or "offers"), message_id=message_id,
     )
-    publish(d.clients.events, d.settings.bus_name, [sent], "fidelio.dispatch")
+    publish(d.clients.events, d.settings.bus_name, [event], "fidelio.dispatch")
 
 
 def _decision_id_of(body: str) -> str:
@@ -150,7 +155,7 @@ def record_handler(record: SQSRecord) -> str:
         raise InvalidEvent(f"decision {decision_id} does not exist (expired or erased)")
     decision, stored = found
     # "failed" is not final: the claim was given back, and a redelivery or a redrive retries it.
-    if not decision.sends or stored.status in {"sent", "suppressed"}:
+    if not decision.dispatched or stored.status in {"sent", "suppressed", "withheld"}:
         return "nothing_to_do"
     profile = load_profile(decision.member_id)
     if profile is None:
@@ -160,15 +165,20 @@ def record_handler(record: SQSRecord) -> str:
     reason = send_time_check(decision, profile, now, config)
     if reason == "quiet_hours":
         later = next_allowed(now, profile.time_zone, config)
-        moved = decision.model_copy(update={"action": ChosenAction(
-            **{**decision.action.model_dump(), "send_at": later.timestamp()})})
-        schedule_dispatch(deps().clients.scheduler, deps().settings, moved)
+        schedule_dispatch(deps().clients.scheduler, deps().settings, decision.with_send_at(later.timestamp()))
         return "rescheduled"
     if reason:
         decision_store.set_status(decision_id, "suppressed")
         count("SendsSuppressedAtSendTime")
         logger.info("send suppressed at send time", extra={"decision_id": decision_id, "reason": reason})
         return f"suppressed:{reason}"
+    if decision.withheld:
+        # The global holdout: everything a send goes through, except the send. The event first
+        # (a redelivery republishes the same event id, which ingest applies once), then the status.
+        _announce(NotificationWithheld, "withheld", decision, None, now)
+        decision_store.set_status(decision_id, "withheld")
+        count("SendsWithheld")
+        return "withheld"
     try:
         outgoing = _prepare(decision, profile, now)  # before the claim: its failures are retried freely
     except PermanentSendFailure:
@@ -217,3 +227,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 __all__ = ["UTC", "handler", "send_time_check"]
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

@@ -24,6 +24,7 @@ from functions.domain.drift import (
     drift_report,
     matured_sends,
 )
+from functions.handlers import init_done
 from functions.handlers.deps import deps
 from functions.observability import logger, tracer
 
@@ -135,3 +136,6 @@ def monitor(now: datetime) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return monitor(clock.now())
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from functions import clock
 from functions.dal import decisions as decision_store
 from functions.dal.bus import publish
 from functions.domain.events import event_type_of
 from functions.domain.ses_events import feedback_events, unwrap
+from functions.handlers import init_done
 from functions.handlers.deps import deps
-from functions.handlers.sqs_batch import run_batch
+from functions.handlers.sqs_batch import SQSRecord, run_batch
 from functions.observability import count, logger, metrics, tracer
 
 deps()
@@ -40,3 +39,6 @@ def record_handler(record: SQSRecord) -> str:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     d = deps()
     return run_batch(event, context, record_handler, d.clients.sqs, d.settings.dlq_url, "feedback")
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

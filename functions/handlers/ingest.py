@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from functions.dal.consent import record_consent
 from functions.dal.decisions import add_outcome
 from functions.dal.members import ErasedMember, apply_to_stored_profile
@@ -15,8 +13,9 @@ from functions.domain.consent import entries_of
 from functions.domain.events import OfferRedeemed, SweepRequested
 from functions.domain.triggers import DEFAULT_TRIGGERS
 from functions.faults import crash_point
+from functions.handlers import init_done
 from functions.handlers.deps import deps
-from functions.handlers.sqs_batch import PoisonRecord, parse_envelope, run_batch
+from functions.handlers.sqs_batch import PoisonRecord, SQSRecord, parse_envelope, run_batch
 from functions.observability import count, logger, metrics, tracer
 
 TRIGGERING_TYPES = frozenset(t.on for t in DEFAULT_TRIGGERS if not t.on.startswith("sweep:"))
@@ -65,3 +64,6 @@ def record_handler(record: SQSRecord) -> str:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     d = deps()
     return run_batch(event, context, record_handler, d.clients.sqs, d.settings.dlq_url, "ingest")
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

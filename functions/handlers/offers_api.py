@@ -21,6 +21,7 @@ from functions.dal.offers import catalog_version
 from functions.domain.events import Identifier
 from functions.domain.features import CatalogArrays
 from functions.domain.placements import Placement, rank_offers
+from functions.handlers import init_done
 from functions.handlers.decide import policy_config, scorer
 from functions.handlers.deps import deps
 from functions.observability import count, logger, metrics, tracer
@@ -142,3 +143,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.exception("could not serve the placement")
         count("PlacementFailures")
         return response(500, {"error": "could not rank offers now; retry later"})
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

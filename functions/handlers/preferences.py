@@ -40,6 +40,7 @@ from functions.domain.consent import (
 )
 from functions.domain.events import ConsentChanged, PrivacyRequested
 from functions.domain.tokens import InvalidToken, LinkClaims, sign, verify
+from functions.handlers import init_done
 from functions.handlers.deps import deps
 from functions.observability import count, logger, metrics, tracer
 
@@ -277,3 +278,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         count("PageFailures")
         return page(500, pages.error_page("Something went wrong", "We could not complete this now; "
                                           "please try again in a few minutes.", unchanged=False))
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from functions import clock
 from functions.dal.privacy import (
     ErasureIncomplete,
@@ -23,8 +21,9 @@ from functions.dal.privacy import (
 )
 from functions.domain.events import PrivacyRequested
 from functions.domain.privacy import PrivacyRequestError, pseudonym
+from functions.handlers import init_done
 from functions.handlers.deps import deps
-from functions.handlers.sqs_batch import PoisonRecord, parse_envelope, run_batch
+from functions.handlers.sqs_batch import PoisonRecord, SQSRecord, parse_envelope, run_batch
 from functions.observability import count, logger, metrics, tracer
 
 deps()
@@ -82,3 +81,6 @@ def record_handler(record: SQSRecord) -> str:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     d = deps()
     return run_batch(event, context, record_handler, d.clients.sqs, d.settings.dlq_url, "privacy")
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

@@ -23,6 +23,7 @@ from functions.dal.members import profile_of
 from functions.dal.tables import MemberRecord
 from functions.domain.churn import ChurnModel
 from functions.domain.events import SweepRequested
+from functions.handlers import init_done
 from functions.handlers.deps import deps
 from functions.observability import count, logger, metrics, tracer
 
@@ -108,3 +109,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = score_segment(clock.now(), segment, total)
     logger.info("members scored", extra={k: v for k, v in result.items() if k != "at_risk"})
     return result
+
+
+init_done()  # last: the end of this function's INIT phase (functions/handlers/__init__.py)

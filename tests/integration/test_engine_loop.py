@@ -80,6 +80,16 @@ def test_a_few_hundred_members_get_decisions_sends_at_their_local_hours_and_feed
     decisions = [d for d in DecisionRecord.scan()]
     assert {d.decision_id for d in decisions} == {d["decision_id"] for d in archived if d["intended"]["kind"] == "send"}
     assert all(d.status != "sent" for d in decisions if d.holdout)
+    # ... a holdout member's would-be send went through dispatch like a send and was withheld
+    # there: the profile counts it for the caps (the holdout keeps the treated members' caps),
+    # not as a message received
+    withheld = [d for d in decisions if d.status == "withheld"]
+    assert withheld and all(d.holdout for d in withheld)
+    ghosts = load_profiles(d.member_id for d in withheld)
+    for d in withheld:
+        profile = ghosts[d.member_id]
+        assert profile.recent_sends and d.body["intended"]["offer_id"] in profile.last_send_by_offer
+        assert all(e.sent_total == 0 for e in profile.engagement.values())
     sent = [d for d in decisions if d.status == "sent"]
     assert len(sent) > N_MEMBERS // 3
     # ... nobody without consent got anything, and no send left in a quiet hour
@@ -98,6 +108,7 @@ def test_a_few_hundred_members_get_decisions_sends_at_their_local_hours_and_feed
         if "PlatformEndpoint" in data["sns"] else []
     by_channel = Counter(d.body["action"]["channel"] for d in sent)
     assert len([e for e in emails if any("loop-" in x for x in e["destinations"])]) >= by_channel["email"]
+    assert not {f"{d.member_id}@example.com" for d in withheld} & {x for e in emails for x in e["destinations"]}
     assert by_channel["push"] == 0 or len(pushes) >= 1
     # When SES reports opens for the emails, Then they are joined to decisions and counted in profiles
     feedback_url = local_stack.queue_urls["feedback"]

@@ -63,3 +63,32 @@ def test_a_new_event_after_the_replay_still_applies(local_stack):
     assert not apply_to_stored_profile(newest) and not apply_to_stored_profile(between)
     profile = load_profile(member)
     assert profile is not None and profile.purchase_count == RECENT_EVENTS + 6
+
+
+def test_the_profile_is_stored_compressed_and_an_item_written_before_still_reads(local_stack):
+    deps.use(LocalRunner(local_stack)._deps["ingest"])
+    member = "m-compressed"
+    for event in _purchases(member, 40):
+        apply_to_stored_profile(event)
+    profile = load_profile(member)
+    assert profile is not None
+    # Then the stored attribute is binary, and several times smaller than the profile's JSON
+    client = local_stack.client("dynamodb")
+    item = client.get_item(TableName=MemberRecord.Meta.table_name, Key={"member_id": {"S": member}},
+                           ConsistentRead=True)["Item"]
+    stored, as_json = item["profile"]["B"], profile.model_dump_json().encode()
+    assert len(stored) * 2.5 < len(as_json)
+    # Given an item written before the change, with the profile as a JSON string
+    item["profile"] = {"S": profile.model_dump_json()}
+    item["member_id"] = {"S": "m-legacy"}
+    client.put_item(TableName=MemberRecord.Meta.table_name, Item=item)
+    # Then it reads as the same profile, and the next event applies to it and stores it compressed
+    legacy = load_profile("m-legacy")
+    assert legacy is not None and legacy.purchase_count == 40 and legacy.total_spend == profile.total_spend
+    newer = ev.PurchaseCompleted(event_id="legacy-buy", member_id="m-legacy", order_id="o-new",
+                                 occurred_at=START + timedelta(days=30), amount=5.0,
+                                 line_items=[ev.LineItem(product_id="p", category="coffee", unit_price=5.0)])
+    assert apply_to_stored_profile(newer)
+    after = client.get_item(TableName=MemberRecord.Meta.table_name, Key={"member_id": {"S": "m-legacy"}},
+                            ConsistentRead=True)["Item"]
+    assert "B" in after["profile"] and load_profile("m-legacy").purchase_count == 41

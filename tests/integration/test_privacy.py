@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,8 +62,23 @@ def _object_bytes(s3: Any, bucket: str) -> dict[str, bytes]:
     return found
 
 
+def _readable(value: Any) -> Any:
+    """A scanned attribute with its binary values opened: the member profile is stored
+    zlib-compressed, and a byte search must see what is inside it."""
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    if isinstance(value, bytes):
+        try:
+            return zlib.decompress(value).decode("utf-8")
+        except zlib.error:
+            return value.decode("latin-1")
+    return value
+
+
 def _table_bytes(stack: Any) -> dict[str, bytes]:
-    """Every item of every table of this stack, as raw JSON."""
+    """Every item of every table of this stack, as raw JSON (compressed attributes opened)."""
     dynamodb = stack.client("dynamodb")
     found = {}
     tables = [t for page in dynamodb.get_paginator("list_tables").paginate() for t in page["TableNames"]]
@@ -71,7 +87,7 @@ def _table_bytes(stack: Any) -> dict[str, bytes]:
             continue
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             for number, item in enumerate(page.get("Items", [])):
-                found[f"{table}/{len(found)}-{number}"] = json.dumps(item).encode()
+                found[f"{table}/{len(found)}-{number}"] = json.dumps(_readable(item)).encode()
     return found
 
 

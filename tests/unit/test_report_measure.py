@@ -149,3 +149,24 @@ def test_fairness_reports_each_segment_and_a_disparity_over_large_segments():
     assert {row["segment"] for row in report["by"]["new_member"]} == {"new", "existing"}
     # new vs existing: both groups are large enough only for "existing" (10 new members)
     assert report["disparity"]["new_member"]["offer_value_ratio"] is None
+
+
+def test_the_rate_ratio_interval_of_two_poisson_counts_is_exact_and_honest_about_few_events():
+    from fidelio.report.measure import rate_ratio_interval
+
+    # Given 50 and 100 events over the same exposure, Then the interval is around 0.5, not containing 1
+    low, high = rate_ratio_interval(50, 100, 1.0, 1.0)
+    assert 0.33 < low < 0.37 and 0.68 < high < 0.73
+    # ... 4 against 5 unsubscribes cannot tell 0.5 from 2
+    low, high = rate_ratio_interval(4, 5, 300.0, 300.0)
+    assert low < 0.5 and high > 2.0
+    # ... exposures scale the ratio; none on the denominator side leaves it unbounded above
+    assert rate_ratio_interval(50, 100, 2.0, 1.0)[0] == pytest.approx(low_half := rate_ratio_interval(50, 100, 1.0, 1.0)[0] / 2)
+    assert low_half > 0 and rate_ratio_interval(3, 0, 1.0, 1.0)[1] is None
+    assert rate_ratio_interval(0, 0, 1.0, 1.0) == (None, None)
+    # ... and over many worlds with a true ratio of 0.5, the interval covers it at least 95 % of the time
+    rng = np.random.default_rng(7)
+    covered = sum(lo <= 0.5 <= (hi if hi is not None else np.inf)
+                  for lo, hi in (rate_ratio_interval(int(rng.poisson(4)), int(rng.poisson(8)), 1.0, 1.0)
+                                 for _ in range(400)) if lo is not None)
+    assert covered >= 0.95 * 400 - 8

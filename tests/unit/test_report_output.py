@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from fidelio.report.html import render_report
-from fidelio.report.log import LoggedDecision, MemberOutcome, PolicyOutcome, RunLog, Segment
+from fidelio.report.log import (
+    Exposure,
+    LoggedDecision,
+    MemberOutcome,
+    PolicyOutcome,
+    Redemption,
+    RunLog,
+    Segment,
+)
 from fidelio.report.summary import build_summary, write_outputs
 
 HOSTILE = '<script>alert("tier")</script>'
@@ -34,6 +42,14 @@ def synthetic_run(seed: int = 3, members: int = 400, days: int = 30) -> RunLog:
             sends=sends, marketing_sends=sends, conversions=0 if holdout else int(rng.poisson(0.3)),
             organic_conversions=int(rng.poisson(0.2)), purchases=purchases, revenue=38.0 * purchases,
             unsubscribes=int(rng.random() < 0.01), offer_value_received=2.5 * sends))
+    exposures, redemptions = [], []
+    for i in range(members):  # six offer messages each, sent (8 % redeemed) or withheld (3 %)
+        holdout = i % 10 == 0
+        for j in range(6):
+            at = 1.0e9 + j * 5 * 86400.0
+            exposures.append(Exposure(f"m{i}", f"x{i}-{j}", f"o{j}", at, holdout))
+            if rng.random() < (0.03 if holdout else 0.08):
+                redemptions.append(Redemption(f"m{i}", f"o{j}", at + 3600.0, None if holdout else f"x{i}-{j}"))
     decisions = []
     for k in range(3000):
         member = k % members
@@ -71,6 +87,7 @@ def synthetic_run(seed: int = 3, members: int = 400, days: int = 30) -> RunLog:
     }
     return RunLog(
         seed=seed, members=members, days=days, decisions=decisions, members_outcomes=outcomes, policies=policies,
+        exposures=exposures, redemptions=redemptions,
         events={"published": 51234, "processed": 51230, "dead_lettered": 4},
         model_versions=[{"version": "offers-v2", "auc": 0.71, "gate": "promoted", "note": "<b>bold</b>"}],
         parameters={"send_cost": {"email": 0.001, "push": 0.0005, "sms": 0.04}, "unsubscribe_cost": 10.0,
@@ -98,9 +115,13 @@ def test_summary_holds_every_documented_key_with_numbers(summary):
     for name, figures in summary["policies"].items():
         for key in ("sends", "conversions", "revenue", "unsubscribes", "complaints", "net_value"):
             assert _is_number(figures[key]), (name, key)
-    for key in ("relative", "ci_low", "ci_high", "treated_mean", "holdout_mean", "treated_n", "holdout_n"):
+    for key in ("relative", "ci_low", "ci_high", "treated_mean", "holdout_mean", "treated_n", "holdout_n",
+                "absolute", "absolute_ci_low", "absolute_ci_high", "incremental", "window_days"):
         assert _is_number(summary["lift"][key]), key
-    assert summary["lift"]["metric"] == "conversions"
+    assert summary["lift"]["metric"] == "offer_redeemed_within_window"
+    assert summary["lift"]["treated_exposures"] + summary["lift"]["holdout_exposures"] == 400 * 6
+    for key in ("relative", "ci_low", "ci_high", "treated_n", "holdout_n"):
+        assert _is_number(summary["lift_by_metric"]["conversions"][key]), key
     assert _is_number(summary["ope"]["truth"]) and summary["ope"]["target"] == "fidelio"
     assert _is_number(summary["ope"]["n"])
     for estimator in ("ips", "snips", "dr"):
@@ -140,9 +161,13 @@ def test_ratios_with_a_zero_or_missing_denominator_are_null(run):
         "blast": PolicyOutcome("blast", 0, 0, 0.0, 0, 0, 10)})
     ratios = build_summary(zero, "fidelio", resamples=50)["ratios"]
     # Then every ratio is null rather than an error or infinity
+    low = ratios.pop("unsubscribes_per_member_vs_blast_ci_low")
     assert ratios == {"net_value_vs_blast": None, "net_value_vs_oracle": None,
                       "unsubscribes_per_member_vs_blast": None, "expected_net_value_vs_blast": None,
-                      "expected_net_value_vs_oracle": None, "expected_unsubscribes_per_member_vs_blast": None}
+                      "expected_net_value_vs_oracle": None, "expected_unsubscribes_per_member_vs_blast": None,
+                      "unsubscribes_per_member_vs_blast_ci_high": None}
+    # ... except the lower end of the unsubscribe ratio's interval: 1 against 0 bounds it below only
+    assert 0 < low < 1
 
 
 class _Page(HTMLParser):
