@@ -395,7 +395,8 @@ def _headline(s: Mapping[str, Any]) -> str:
          f"{fmt(lift.get('holdout_exposures'))} withheld from the holdout; per message "
          f"{fmt(lift.get('absolute'), 4)}, 95 % CI {fmt(lift.get('absolute_ci_low'), 4)} to "
          f"{fmt(lift.get('absolute_ci_high'), 4)}; relative {pct(lift.get('relative'))} "
-         f"({_ci(lift, as_percent=True)})"),
+         f"({pct(lift.get('ci_low'))} to "
+         f"{'unbounded' if lift.get('ci_high') is None and lift.get('ci_low') is not None else pct(lift.get('ci_high'))})"),
         ("Fidelio net value", fmt(fidelio.get("net_value")),
          f"blast {fmt(blast.get('net_value'))}; Fidelio ÷ blast {fmt(ratios.get('net_value_vs_blast'))}; "
          f"Fidelio ÷ oracle {fmt(ratios.get('net_value_vs_oracle'))}"),
