@@ -22,6 +22,13 @@ def _share(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 30.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of days in (0, 30]")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -44,6 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout-share", type=_share, default=0.2,
                         help="members who get no marketing, to measure the lift (default 0.2 for a "
                              "few hundred members; production default 0.05)")
+    parser.add_argument("--lift-window-days", type=_days, default=7.0,
+                        help="how long after an offer message a redemption of its offer counts for it, "
+                             "in the lift of the messages (default 7: the simulator's conversions happen "
+                             "within the week)")
     parser.add_argument("--champion", default="cold-start",
                         help="model the programme starts with: 'cold-start' (default: no model trained on "
                              "this programme yet, the engagement prior serves) or a model folder such as "
@@ -91,9 +102,9 @@ def run_demo(args: argparse.Namespace) -> int:
     log.parameters["command"] = (f"fidelio demo --members {args.members} --days {args.days} --seed {args.seed} "
                                  f"--fatigue-sensitivity {args.fatigue_sensitivity} "
                                  f"--new-member-share {args.new_member_share} --holdout-share {args.holdout_share} "
-                                 f"--champion {args.champion}")
-    summary_path, report_path = write_outputs(log, args.out, TARGET_POLICY)
-    summary = build_summary(log, TARGET_POLICY)
+                                 f"--lift-window-days {args.lift_window_days:g} --champion {args.champion}")
+    summary_path, report_path = write_outputs(log, args.out, TARGET_POLICY, lift_window_days=args.lift_window_days)
+    summary = build_summary(log, TARGET_POLICY, lift_window_days=args.lift_window_days)
     _print_summary(summary, time.perf_counter() - started)
     print(f"report: {report_path}\nsummary: {summary_path}")
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from fidelio.report.html import render_report
 from fidelio.report.log import PolicyOutcome, RunLog
 from fidelio.report.measure import (
+    DEFAULT_EXPOSURE_WINDOW_DAYS,
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
     FAIRNESS_MIN_MEMBERS,
@@ -162,6 +163,7 @@ def build_summary(
     *,
     resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
+    lift_window_days: float = DEFAULT_EXPOSURE_WINDOW_DAYS,
 ) -> dict[str, Any]:
     """Every figure of the demo report, as JSON-able data (no NaN: undefined figures are None).
 
@@ -173,7 +175,8 @@ def build_summary(
     policies = {name: policy_figures(run.policies[name], params) for name in names}
     lifts = {metric: lift(run.members_outcomes, metric, resamples=resamples, seed=run.seed, level=level)
              for metric in LIFT_METRICS}
-    message_lift = exposure_lift(run.exposures, run.redemptions, resamples=resamples, seed=run.seed, level=level)
+    message_lift = exposure_lift(run.exposures, run.redemptions, window_days=lift_window_days,
+                                 resamples=resamples, seed=run.seed, level=level)
     targets = target_policies(run.decisions)
     others = [t for t in targets if t != target_policy]
     ope = off_policy_value(run.decisions, target_policy, resamples=resamples, seed=run.seed, level=level)
@@ -236,11 +239,12 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def write_outputs(run: RunLog, out_dir: str | Path, target_policy: str = "fidelio") -> tuple[Path, Path]:
+def write_outputs(run: RunLog, out_dir: str | Path, target_policy: str = "fidelio",
+                  lift_window_days: float = DEFAULT_EXPOSURE_WINDOW_DAYS) -> tuple[Path, Path]:
     """Write summary.json and report.html into `out_dir` (created if needed); return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(run, target_policy)
+    summary = build_summary(run, target_policy, lift_window_days=lift_window_days)
     summary_path = out / "summary.json"
     report_path = out / "report.html"
     summary_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")

@@ -58,12 +58,16 @@ def load_profile(member_id: str) -> MemberProfile | None:
         return None
 
 
-def apply_to_stored_profile(event: Any, admit_new_member: Callable[[str], bool] | None = None) -> bool:
+def apply_to_stored_profile(event: Any, admit_new_member: Callable[[str], bool] | None = None,
+                            on_skip: Callable[[str], None] | None = None) -> bool:
     """Apply `event` to its member's stored profile. False if it had been applied already.
 
     `admit_new_member(member_id)` is asked before a profile is created; False raises
     ErasedMember (ingest passes the erasure check: a replayed event must not resurrect an
-    erased member). Asked only when no profile exists, so it costs nothing on the usual path."""
+    erased member). Asked only when no profile exists, so it costs nothing on the usual path.
+    `on_skip(reason)` hears why an event was not applied: "duplicate" (its id is among the
+    member's recent events) or "below_floor" (it occurred before the oldest of them: an old
+    duplicate, or a genuine event that arrived too late to be told apart from one)."""
     for _ in range(MAX_ATTEMPTS):
         try:
             record = MemberRecord.get(event.member_id, consistent_read=True)
@@ -76,7 +80,10 @@ def apply_to_stored_profile(event: Any, admit_new_member: Callable[[str], bool] 
         applied = applied_events(record)
         occurred = int(event.occurred_at.timestamp())
         if not applied.admits(event.event_id, occurred):
-            return False  # a duplicate, or older than the floor (see functions/domain/applied_events.py)
+            # a duplicate, or older than the floor (see functions/domain/applied_events.py)
+            if on_skip is not None:
+                on_skip("below_floor" if occurred < applied.floor else "duplicate")
+            return False
         apply_event(profile, event)
         applied = applied.with_event(event.event_id, occurred)
         record.profile = profile.model_dump(mode="json")

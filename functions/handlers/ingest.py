@@ -16,7 +16,7 @@ from functions.faults import crash_point
 from functions.handlers import init_done
 from functions.handlers.deps import deps
 from functions.handlers.sqs_batch import PoisonRecord, SQSRecord, parse_envelope, run_batch
-from functions.observability import count, logger, metrics, tracer
+from functions.observability import count, logger, mask_pii, metrics, tracer
 
 TRIGGERING_TYPES = frozenset(t.on for t in DEFAULT_TRIGGERS if not t.on.startswith("sweep:"))
 
@@ -33,13 +33,23 @@ def record_handler(record: SQSRecord) -> str:
     detail_type, event, _ = parse_envelope(record.body)
     if isinstance(event, SweepRequested):
         raise PoisonRecord("sweep.requested is for decide, not ingest (check the rule patterns)")
+    skipped: list[str] = []
     try:
-        changed = apply_to_stored_profile(event, admit_new_member=_not_erased)
+        changed = apply_to_stored_profile(event, admit_new_member=_not_erased, on_skip=skipped.append)
     except ErasedMember:
         count("EventsOfErasedMembers")  # a replay or a late event: nothing kept, nothing forwarded
         return "erased_member"
     crash_point("ingest.after_profile_write")
-    count("EventsApplied" if changed else "DuplicateEvents")
+    if changed:
+        count("EventsApplied")
+    elif skipped == ["below_floor"]:
+        # Older than the member's 24 most recent events: a replayed duplicate, or a genuine event
+        # that arrived too late (not applied either way). Outside a replay, a rise means late events.
+        count("EventsBelowFloor")
+        logger.info("event older than the member's applied-event floor, not applied",
+                    extra={"event_id": mask_pii(event.event_id), "event_type": detail_type})
+    else:
+        count("DuplicateEvents")
     # Proof of consent, written even for a duplicate: a crash after the profile write must not
     # lose the history, and the conditional put keeps a redelivery from adding a record.
     recorded = record_consent(entries_of(event))

@@ -92,3 +92,20 @@ def test_the_profile_is_stored_compressed_and_an_item_written_before_still_reads
     after = client.get_item(TableName=MemberRecord.Meta.table_name, Key={"member_id": {"S": "m-legacy"}},
                             ConsistentRead=True)["Item"]
     assert "B" in after["profile"] and load_profile("m-legacy").purchase_count == 41
+
+
+def test_a_skipped_event_says_whether_it_is_a_known_duplicate_or_older_than_the_floor(local_stack):
+    deps.use(LocalRunner(local_stack)._deps["ingest"])
+    member = "m-skips"
+    history = _purchases(member, 2 * RECENT_EVENTS)
+    for event in history:
+        assert apply_to_stored_profile(event)
+    heard: list[str] = []
+    # When a recent event comes again, and one older than the member's recent events
+    assert not apply_to_stored_profile(history[-1], on_skip=heard.append)
+    assert not apply_to_stored_profile(history[0], on_skip=heard.append)
+    # ... and an event never seen, that occurred before the floor (a genuine late arrival)
+    late = ev.AppOpened(event_id=f"{member}-late-open", member_id=member, occurred_at=history[1].occurred_at)
+    assert not apply_to_stored_profile(late, on_skip=heard.append)
+    # Then the first is a known duplicate, the other two are below the floor (not told apart)
+    assert heard == ["duplicate", "below_floor", "below_floor"]

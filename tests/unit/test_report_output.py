@@ -265,3 +265,22 @@ def test_expected_net_value_prices_the_truth_like_the_realized_one(run):
     assert summary["ratios"]["expected_net_value_vs_blast"] == pytest.approx(
         fidelio["expected_net_value"] / blast["expected_net_value"])
     assert summary["ratios"]["expected_unsubscribes_per_member_vs_blast"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("window", ["0", "-3", "45", "week"])
+def test_demo_refuses_a_bad_lift_window_in_one_line(window, capsys):
+    from fidelio.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["demo", "--lift-window-days", window])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lift-window-days" in err[0]
+
+
+def test_the_lift_window_is_the_one_asked_for(run):
+    # Given redemptions one hour after each message, When the window is 2 days or 1 day
+    two, one = (build_summary(run, "fidelio", resamples=50, lift_window_days=w)["lift"] for w in (2.0, 1.0))
+    # Then both windows are recorded and see the same redemptions (all within the hour)
+    assert (two["window_days"], one["window_days"]) == (2.0, 1.0)
+    assert two["treated_redeemed"] == one["treated_redeemed"] > 0
