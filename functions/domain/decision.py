@@ -235,6 +235,14 @@ def _draw(rng: np.random.Generator, probabilities: np.ndarray) -> int:
     return int(cdf.searchsorted(rng.random(), side="right"))
 
 
+def top_order(expected: np.ndarray, k: int = 5) -> list[int]:
+    """The k best candidates, best first; among tied ones the first by index, as np.argmax breaks
+    ties in `choose`: the first is then the greedy action, which off-policy evaluation's target
+    reads from the logged `top`. (numpy's default argsort is not stable: with a few hundred
+    tied candidates it put another one first, whose propensity is epsilon / n.)"""
+    return np.argsort(-expected, kind="stable")[:k].tolist() if len(expected) else []
+
+
 def choose(expected: np.ndarray, config: PolicyConfig, rng: np.random.Generator) -> tuple[int, np.ndarray, bool]:
     """Pick among [send nothing] + candidates (index 0 = nothing, value 0).
 
@@ -437,7 +445,7 @@ def decision_record(member: AllowedCandidates, scored: ScoredCandidates, decisio
             expected_value=float(expected[i]),
         )
         reasons = reasons_for(profile, offer, channel, request, now, hour_affinity=hour_affinity)
-    order: list[int] = np.argsort(-expected)[:5].tolist() if len(expected) else []
+    order = top_order(expected)
     top = [
         {
             "offer_id": catalog.offers[int(scored.offer_index[i])].offer_id,

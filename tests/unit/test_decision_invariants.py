@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -107,3 +108,20 @@ def test_holdout_is_stable_and_near_its_share():
     share = np.mean([in_holdout(m, 0.05, "salt") for m in members])
     assert 0.04 < share < 0.06
     assert [in_holdout(m, 0.05, "salt") for m in members[:100]] == [in_holdout(m, 0.05, "salt") for m in members[:100]]
+
+
+def test_the_first_of_the_logged_top_candidates_is_the_greedy_action_even_among_ties():
+    from functions.domain.decision import top_order
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 10, 60, 500, 3000):
+        # Given candidates where many share the best value (a prior scoring offers alike)
+        expected = np.round(rng.normal(size=n), 1)
+        expected[rng.integers(0, n, size=max(1, n // 3))] = expected.max()
+        order = top_order(expected)
+        # Then the first is the one `choose` takes greedily (np.argmax: the first of the ties),
+        # the rest follow by value, ties in index order
+        assert order[0] == int(np.argmax(expected))
+        assert len(order) == min(5, n)
+        assert all((expected[a], -a) > (expected[b], -b) for a, b in pairwise(order))
+    assert top_order(np.zeros(0)) == []
