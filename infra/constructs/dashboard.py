@@ -47,7 +47,8 @@ class OperationsDashboard(Construct):
         sends = cloudwatch.GraphWidget(
             title="Sends by channel", width=width, stacked=True,
             left=[_count(f"Sent_{channel}", channel) for channel in CHANNELS]
-            + [_count("SendsSuppressedAtSendTime", "suppressed at send time"), _count("SendsFailed", "failed")],
+            + [_count("SendsSuppressedAtSendTime", "suppressed at send time"), _count("SendsFailed", "failed"),
+               _count("SendsWithheld", "withheld (holdout)")],
         )
         conversions = cloudwatch.GraphWidget(
             title="Engagement and conversions", width=width,
