@@ -430,10 +430,10 @@ def _headline(s: Mapping[str, Any]) -> str:
     return (f'<p class="meta">{esc(meta)}</p>'
             + _section("headline", "Headline",
                        "Net value is the revenue attributed to messages minus what sending cost and what the "
-                       "unsubscribes cost (parameters at the end). Lift compares every purchase of members who "
-                       "could receive messages with the stable holdout, who receive none: it is the causal "
-                       "effect of the programme, not a click count. A ratio is n/a when its denominator is "
-                       "zero or negative.",
+                       "unsubscribes cost (parameters at the end). The incremental conversions compare the offer "
+                       "messages sent with the same decisions withheld from the stable holdout at send time: "
+                       "what the messages caused, not a click count (the lift section has the member-level "
+                       "comparison too). A ratio is n/a when its denominator is zero or negative.",
                        f'<ul class="kpis">{items}</ul>', net))
 
 
