@@ -29,6 +29,10 @@ def _days(text: str) -> float:
     return value
 
 
+def _shown(value: float | None, spec: str, none: str = "n/a") -> str:
+    return none if value is None else format(value, spec)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -70,7 +74,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from fidelio.baselines import run_baseline
     from fidelio.closed_loop import TARGET_POLICY, run_closed_loop
     from fidelio.errors import UsageError
-    from fidelio.report.summary import build_summary, write_outputs
+    from fidelio.report.summary import build_summary, write_summary
     from fidelio.sim import SimConfig, load_offers
     from functions.domain.decision import PolicyConfig
 
@@ -103,8 +107,8 @@ def run_demo(args: argparse.Namespace) -> int:
                                  f"--fatigue-sensitivity {args.fatigue_sensitivity} "
                                  f"--new-member-share {args.new_member_share} --holdout-share {args.holdout_share} "
                                  f"--lift-window-days {args.lift_window_days:g} --champion {args.champion}")
-    summary_path, report_path = write_outputs(log, args.out, TARGET_POLICY, lift_window_days=args.lift_window_days)
     summary = build_summary(log, TARGET_POLICY, lift_window_days=args.lift_window_days)
+    summary_path, report_path = write_summary(summary, args.out)
     _print_summary(summary, time.perf_counter() - started)
     print(f"report: {report_path}\nsummary: {summary_path}")
     return 0
@@ -126,21 +130,17 @@ def _print_summary(summary: dict, seconds: float) -> None:
         + "; expected net value " + " / ".join(
         "n/a" if r.get(k) is None else f"{r[k]:.2f}"
         for k in ("expected_net_value_vs_blast", "expected_net_value_vs_oracle")))
-
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-    print(f"unsubscribes per member, Fidelio ÷ blast: {number(r.get('unsubscribes_per_member_vs_blast'))} "
-          f"(exact 95 % CI {number(r.get('unsubscribes_per_member_vs_blast_ci_low'))} to "
-          f"{'unbounded' if r.get('unsubscribes_per_member_vs_blast_ci_high') is None else number(r.get('unsubscribes_per_member_vs_blast_ci_high'))}); "
-          f"expected {number(r.get('expected_unsubscribes_per_member_vs_blast'))}")
+    print(f"unsubscribes per member, Fidelio ÷ blast: {_shown(r.get('unsubscribes_per_member_vs_blast'), '.2f')} "
+          f"(exact 95 % CI {_shown(r.get('unsubscribes_per_member_vs_blast_ci_low'), '.2f')} to "
+          f"{_shown(r.get('unsubscribes_per_member_vs_blast_ci_high'), '.2f', 'unbounded')}); "
+          f"expected {_shown(r.get('expected_unsubscribes_per_member_vs_blast'), '.2f')}")
     lift = summary["lift"]
     if lift.get("absolute") is not None:
         if lift["relative"] is None:
             relative = "relative lift undefined (no withheld message's offer was redeemed)"
         else:
-            high = "unbounded" if lift["ci_high"] is None else f"{lift['ci_high']:+.1%}"
-            low = "n/a" if lift["ci_low"] is None else f"{lift['ci_low']:+.1%}"
-            relative = f"relative {lift['relative']:+.1%} [{low}, {high}]"
+            relative = (f"relative {lift['relative']:+.1%} [{_shown(lift['ci_low'], '+.1%')}, "
+                        f"{_shown(lift['ci_high'], '+.1%', 'unbounded')}]")
         print(f"lift of the messages (offer redeemed within {lift['window_days']:g} days, sent vs withheld): "
               f"{lift['treated_redeemed']}/{lift['treated_exposures']} vs {lift['holdout_redeemed']}/"
               f"{lift['holdout_exposures']}; {lift['incremental']:.1f} incremental conversions, per message "

@@ -242,9 +242,13 @@ def jsonable(value: Any) -> Any:
 def write_outputs(run: RunLog, out_dir: str | Path, target_policy: str = "fidelio",
                   lift_window_days: float = DEFAULT_EXPOSURE_WINDOW_DAYS) -> tuple[Path, Path]:
     """Write summary.json and report.html into `out_dir` (created if needed); return their paths."""
+    return write_summary(build_summary(run, target_policy, lift_window_days=lift_window_days), out_dir)
+
+
+def write_summary(summary: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write an already built summary as summary.json and report.html into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(run, target_policy, lift_window_days=lift_window_days)
     summary_path = out / "summary.json"
     report_path = out / "report.html"
     summary_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
